@@ -1,0 +1,5 @@
+"""mtf_synth: Synthesizer and learned-kernel attention for Mesh TF on TF 2.21."""
+
+from mtf_synth import compat
+
+compat.apply()
