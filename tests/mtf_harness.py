@@ -1,10 +1,10 @@
 """Runs small mesh TF computations in a TF1 graph for unit tests."""
 
-import mesh_tensorflow as mtf
+import mtf_synth  # noqa: F401  (applies the compat patches first)
+
+import mesh_tensorflow as mtf  # pylint: disable=g-bad-import-order
 import numpy as np
 import tensorflow.compat.v1 as tf
-
-import mtf_synth  # noqa: F401  (applies the compat patches)
 
 
 def virtual_cpu_config(num_devices):
