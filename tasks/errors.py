@@ -1,0 +1,8 @@
+"""One-line configuration errors raised by the task registry."""
+
+
+class TaskConfigError(ValueError):
+  """A dataset, vocabulary file or user path is missing or malformed.
+
+  The message is one line: what is missing and how to provide it.
+  """
