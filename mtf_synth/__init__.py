@@ -3,3 +3,4 @@
 from mtf_synth import compat
 
 compat.apply()
+from mtf_synth.layers.synthesizer import SynthesizerAttention  # noqa: E402

@@ -10,9 +10,13 @@ and v1 summaries, so upstream code runs unchanged (see README, "Design").
 """
 
 import collections
+import os
 import types
 
+import tensorflow as tf2
 import tensorflow.compat.v1 as tf
+
+from mtf_synth.runtime import train_loop
 
 SessionRunHook = tf.train.SessionRunHook
 SessionRunArgs = tf.train.SessionRunArgs
@@ -101,3 +105,131 @@ class ServingInputReceiver(collections.namedtuple(
 
 export = types.ModuleType(__name__ + ".export", "tf.estimator.export names.")
 export.ServingInputReceiver = ServingInputReceiver
+
+
+class TPUEstimator:
+  """Runs a mesh TF model_fn for training, evaluation, prediction and export.
+
+  Same constructor and methods as tf.estimator.tpu.TPUEstimator, so mesh TF's
+  `utils.get_estimator` and t5's `MtfModel` use it unchanged. The training
+  loop, checkpointing, logging and summaries are mtf_synth.runtime.train_loop.
+  """
+
+  def __init__(self, model_fn, model_dir=None, config=None, params=None,
+               use_tpu=True, train_batch_size=None, eval_batch_size=None,
+               predict_batch_size=None, export_to_tpu=True, **unused_kwargs):
+    del export_to_tpu
+    self._model_fn = model_fn
+    self._config = config or RunConfig()
+    self._model_dir = model_dir or self._config.model_dir
+    self._params = dict(params or {})
+    self._use_tpu = bool(use_tpu)
+    self._batch_sizes = {ModeKeys.TRAIN: train_batch_size,
+                         ModeKeys.EVAL: eval_batch_size,
+                         ModeKeys.PREDICT: predict_batch_size}
+
+  @property
+  def model_dir(self):
+    return self._model_dir
+
+  @property
+  def config(self):
+    return self._config
+
+  def latest_checkpoint(self):
+    return tf.train.latest_checkpoint(self._model_dir)
+
+  def get_variable_value(self, name):
+    return tf.train.load_variable(self.latest_checkpoint(), name)
+
+  def _build(self, input_fn, mode):
+    """Builds input pipeline and model in the current graph; returns spec."""
+    tf.train.get_or_create_global_step()
+    params = dict(self._params, batch_size=self._batch_sizes[mode],
+                  use_tpu=self._use_tpu)
+    with tf.device("/cpu:0"):
+      data = input_fn(params)
+      if isinstance(data, tf2.data.Dataset):  # V1 datasets subclass it too
+        data = tf.data.make_one_shot_iterator(data).get_next()
+      features, labels = data if isinstance(data, tuple) else (data, None)
+    spec = self._model_fn(features=features, labels=labels, mode=mode,
+                          params=params, config=self._config)
+    return spec, features
+
+  def _checkpoint_or_latest(self, checkpoint_path):
+    path = checkpoint_path or self.latest_checkpoint()
+    if not path:
+      raise NoCheckpointError(
+          "no checkpoint in model_dir %s: train first, or pass a checkpoint "
+          "with --checkpoint_mode=specific --checkpoint_steps=N" %
+          self._model_dir)
+    return path
+
+  def train(self, input_fn, max_steps=None, steps=None, hooks=None,
+            saving_listeners=None):
+    """Trains until global_step == max_steps (or for `steps` more steps)."""
+    with tf.Graph().as_default() as graph:
+      train_loop.set_graph_seed(self._config.tf_random_seed)
+      spec, features = self._build(input_fn, ModeKeys.TRAIN)
+      train_loop.train(
+          graph, spec, features, model_dir=self._model_dir,
+          config=self._config, max_steps=max_steps, steps=steps,
+          hooks=list(hooks or []), saving_listeners=saving_listeners)
+    return self
+
+  def evaluate(self, input_fn, steps=None, hooks=None, checkpoint_path=None,
+               name=None):
+    """Runs the eval metrics over `steps` batches; writes them to TensorBoard."""
+    checkpoint_path = self._checkpoint_or_latest(checkpoint_path)
+    with tf.Graph().as_default() as graph:
+      spec, _ = self._build(input_fn, ModeKeys.EVAL)
+      eval_dir = os.path.join(self._model_dir,
+                              "eval" if not name else "eval_" + name)
+      return train_loop.evaluate(graph, spec, checkpoint_path, eval_dir,
+                                 steps=steps, hooks=list(hooks or []),
+                                 config=self._config)
+
+  def predict(self, input_fn, predict_keys=None, hooks=None,
+              checkpoint_path=None, yield_single_examples=True):
+    """Yields predictions (one dict per example, or per batch)."""
+    checkpoint_path = self._checkpoint_or_latest(checkpoint_path)
+    with tf.Graph().as_default() as graph:
+      spec, _ = self._build(input_fn, ModeKeys.PREDICT)
+      predictions = spec.predictions
+      if predict_keys:
+        predictions = {k: predictions[k] for k in predict_keys}
+      for batch in train_loop.predict(graph, spec, predictions,
+                                      checkpoint_path, list(hooks or []),
+                                      config=self._config):
+        if not yield_single_examples:
+          yield batch
+          continue
+        batch_size = len(next(iter(batch.values())))
+        for i in range(batch_size):
+          yield {k: v[i] for k, v in batch.items()}
+
+  def export_saved_model(self, export_dir_base, serving_input_receiver_fn,
+                         assets_extra=None, as_text=False,
+                         checkpoint_path=None):
+    """Writes a SavedModel (tag 'serve') under export_dir_base/<timestamp>."""
+    del assets_extra
+    checkpoint_path = self._checkpoint_or_latest(checkpoint_path)
+    with tf.Graph().as_default() as graph:
+      tf.train.get_or_create_global_step()
+      receiver = serving_input_receiver_fn()
+      spec = self._model_fn(features=receiver.features, labels=None,
+                            mode=ModeKeys.PREDICT,
+                            params=dict(self._params, use_tpu=False),
+                            config=self._config)
+      return train_loop.export(graph, spec, receiver, checkpoint_path,
+                               export_dir_base, as_text=as_text,
+                               config=self._config)
+
+  export_savedmodel = export_saved_model
+
+
+Estimator = TPUEstimator
+
+
+class NoCheckpointError(ValueError):
+  """Evaluation, prediction or export was asked of a model_dir with no checkpoint."""

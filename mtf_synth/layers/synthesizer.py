@@ -1,0 +1,253 @@
+"""SynthesizerAttention: a mesh TF self-attention layer for every Synthesizer.
+
+One gin line puts it in a stack:
+  encoder/make_layer_stack.layers = [@mtf_synth.SynthesizerAttention,
+                                     @transformer_layers.DenseReluDense]
+  SynthesizerAttention.mode = "random+vanilla"
+Cross attention stays `@transformer_layers.EncDecAttention` (dot product), as
+in the paper's seq2seq models. The math lives in mtf_synth.attention.
+"""
+
+import functools
+
+import gin
+import mesh_tensorflow as mtf
+from mesh_tensorflow.transformer import attention as mtf_attention
+from mesh_tensorflow.transformer import transformer
+import tensorflow.compat.v1 as tf
+
+from mtf_synth.attention import synthesizer as synth
+
+
+def _divisor_near_sqrt(n):
+  """The largest a <= sqrt(n) dividing n: the default factorization a * b."""
+  return max(a for a in range(1, int(n ** 0.5) + 1) if n % a == 0)
+
+
+@gin.configurable(module="mtf_synth")
+class SynthesizerAttention(transformer.TransformerLayer):
+  """Multi-head Synthesizer self-attention (https://arxiv.org/abs/2005.00743).
+
+  `mode` is a component or a '+' mixture of components (see
+  mtf_synth.attention.synthesizer): dense, random, fixed_random,
+  factorized_dense, factorized_random, vanilla; e.g. "random+vanilla". The
+  upstream names random, factorized, dense_minus, random_plus,
+  random_plus_alpha, dense_plus and dense_plus_alpha are aliases.
+
+  Every variant projects values with Wv [d_model, heads, d_kv] and the output
+  with Wo [heads, d_kv, d_model]. Parameter count, with d = d_model,
+  h = num_heads, e = key_value_size, n = max_length, f = dense_hidden_size,
+  a, b = factorized_a, factorized_b, k = factorized_random_rank and m the
+  number of mixture members:
+    shared (values, output)   2 d h e
+    dense                     h (d f + f + f n + n)
+    random                    h n^2
+    fixed_random              h n^2, not trainable
+    factorized_dense          h (d + 1)(a + b)
+    factorized_random         2 h n k
+    vanilla                   2 d h e   (Wq, Wk)
+    mixture alphas            m if m > 1 else 0
+  The total is the shared count plus each member's count (plus m);
+  `parameter_count` computes it.
+
+  Masks: causal (decoders), padding and packing (sequence_id) are applied to
+  every component. Positions are within-example positions (context.position),
+  so a packed example sees the same table entries as when unpacked.
+  Incremental decoding caches the values (and the keys for vanilla); the
+  synthesized logits need no cache, since they depend on the current token
+  and positions only.
+  """
+
+  def __init__(self,
+               mode="random",
+               num_heads=8,
+               key_value_size=128,
+               max_length=None,
+               dense_hidden_size=None,
+               factorized_a=None,
+               factorized_b=None,
+               factorized_random_rank=8,
+               dropout_rate=0.0):
+    """Stores the hyperparameters (the paper's ablation knobs).
+
+    Args:
+      mode: a component name, a '+' mixture of them, or an upstream alias.
+      num_heads: number of heads (the `heads` dim; layout `heads:model`).
+      key_value_size: d_kv, per-head size of values (and vanilla keys).
+      max_length: longest sequence the synthesized tables cover; None takes
+        the model's positional max_length (Unitransformer.max_length).
+      dense_hidden_size: dense synthesizer hidden size per head (default
+        key_value_size).
+      factorized_a, factorized_b: factorized dense sizes, a * b = max_length
+        (default: a the largest divisor of max_length <= its square root).
+      factorized_random_rank: k of factorized random, R = R1 R2^T.
+      dropout_rate: dropout on the attention weights in training.
+    """
+    self.mode = mode
+    self.members = synth.parse_mode(mode)
+    self.num_heads = num_heads
+    self.key_value_size = key_value_size
+    self.max_length = max_length
+    self.dense_hidden_size = dense_hidden_size or key_value_size
+    self.factorized_a = factorized_a
+    self.factorized_b = factorized_b
+    self.factorized_random_rank = factorized_random_rank
+    self.dropout_rate = dropout_rate
+
+  @property
+  def synthesized(self):
+    return any(synth.COMPONENTS[m].synthesized for m in self.members)
+
+  def _max_length(self, context):
+    if self.max_length is not None:
+      return self.max_length
+    model_max_length = getattr(context.model, "max_length_dim", None)
+    if model_max_length is None:
+      raise ValueError("SynthesizerAttention needs max_length (the model has "
+                       "no positional max_length): set "
+                       "SynthesizerAttention.max_length in gin")
+    return model_max_length.size
+
+  def _factors(self, max_length):
+    a = self.factorized_a or (max_length // self.factorized_b
+                              if self.factorized_b else
+                              _divisor_near_sqrt(max_length))
+    b = self.factorized_b or max_length // a
+    if a * b != max_length:
+      raise ValueError("SynthesizerAttention: factorized_a * factorized_b = "
+                       "%d * %d must equal max_length %d" % (a, b, max_length))
+    return a, b
+
+  def dims(self, model_dim, max_length):
+    a, b = self._factors(max_length)
+    return synth.SynthesizerDims(
+        model=model_dim,
+        heads=mtf.Dimension("heads", self.num_heads),
+        kv=mtf.Dimension("d_kv", self.key_value_size),
+        query_table=mtf.Dimension("synth_query_position", max_length),
+        key_table=mtf.Dimension("synth_key_position", max_length),
+        hidden=mtf.Dimension("synth_hidden", self.dense_hidden_size),
+        factor_a=mtf.Dimension("synth_factor_a", a),
+        factor_b=mtf.Dimension("synth_factor_b", b),
+        rank=mtf.Dimension("synth_rank", self.factorized_random_rank))
+
+  def parameter_count(self, d_model, max_length):
+    """(trainable, fixed) parameter counts from the docstring's formulas."""
+    h, e, n = self.num_heads, self.key_value_size, max_length
+    f, k = self.dense_hidden_size, self.factorized_random_rank
+    a, b = self._factors(n) if self.synthesized else (0, 0)
+    per_member = {
+        "dense": h * (d_model * f + f + f * n + n),
+        "random": h * n * n,
+        "fixed_random": h * n * n,
+        "factorized_dense": h * (d_model + 1) * (a + b),
+        "factorized_random": 2 * h * n * k,
+        "vanilla": 2 * d_model * h * e,
+    }
+    m = len(self.members)
+    trainable = 2 * d_model * h * e + (m if m > 1 else 0)
+    trainable += sum(per_member[x] for x in self.members
+                     if synth.COMPONENTS[x].trainable)
+    fixed = sum(per_member[x] for x in self.members
+                if not synth.COMPONENTS[x].trainable)
+    return trainable, fixed
+
+  def _check_length(self, context, max_length):
+    length = context.length_dim.size
+    if self.synthesized and length > max_length:
+      raise ValueError(
+          "SynthesizerAttention(mode=%r): sequence length %d > max_length %d; "
+          "raise SynthesizerAttention.max_length" % (self.mode, length,
+                                                    max_length))
+
+  def _variable(self, context, name, spec, trainable=True):
+    return mtf.get_variable(context.mesh, name, mtf.Shape(spec.shape),
+                            initializer=spec.initializer, trainable=trainable,
+                            dtype=context.variable_dtype)
+
+  def _projection(self, context, name, x, dims, stddev):
+    spec = synth.WeightSpec([dims.model, dims.heads, dims.kv], stddev)
+    w = self._variable(context, name, spec)
+    return mtf.einsum([x, w], reduced_dims=[dims.model])
+
+  def _memory(self, context, x, dims):
+    """Values (and vanilla keys), with the decoding cache; and positions."""
+    stddev = dims.model.size ** -0.5
+    memory_length = mtf.Dimension("memory_length", context.length_dim.size)
+    incremental = context.mode == "incremental"
+    m = x if incremental else mtf.replace_dimensions(
+        x, context.length_dim, memory_length)
+    memory = [self._projection(context, "v", m, dims, stddev)]
+    if "vanilla" in self.members:
+      memory.append(self._projection(context, "k", m, dims, stddev))
+    if incremental:
+      # Write this step's values/keys into the cache at `position`.
+      one_hot = mtf.one_hot(context.position, memory_length,
+                            dtype=context.activation_dtype)
+      old = context.get_states(len(memory))
+      memory = [o * (1.0 - one_hot) + t * one_hot
+                for o, t in zip(old, memory)]
+      memory_position = mtf.range(context.mesh, memory_length, tf.int32)
+    else:
+      memory_position = mtf.replace_dimensions(
+          context.position, context.length_dim, memory_length)
+    if context.mode in ("incremental", "first_part"):
+      context.record_new_states(memory)
+    keys = memory[1] if len(memory) > 1 else None
+    return memory[0], keys, memory_position, memory_length
+
+  def _bias(self, context, memory_length):
+    """Causal, padding and packing masks as an additive logits bias."""
+    visible = []
+    to_memory = lambda t: mtf.replace_dimensions(  # pylint: disable=g-long-lambda
+        t, context.length_dim, memory_length)
+    if context.read_priority is not None:
+      visible.append(mtf.greater_equal(context.read_priority,
+                                       to_memory(context.write_priority)))
+    sequence_id = next((s for s in (context.subsequence_id,
+                                    context.sequence_id)
+                        if isinstance(s, mtf.Tensor)), None)
+    if sequence_id is not None and context.length_dim in sequence_id.shape:
+      visible.append(mtf.equal(sequence_id, to_memory(sequence_id)))
+    if not visible:
+      return None
+    return mtf_attention.visibility_mask_to_attention_bias(
+        functools.reduce(mtf.logical_and, visible), context.activation_dtype)
+
+  def _component_logits(self, context, name, features, dims):
+    component = synth.COMPONENTS[name]
+    with tf.variable_scope(name):
+      weights = {w: self._variable(context, w, spec, component.trainable)
+                 for w, spec in component.weights(dims).items()}
+    return component.logits(weights, features, dims)
+
+  def call(self, context, x, losses=None):
+    """Synthesized (or mixed) attention over `x`'s own sequence."""
+    del losses
+    max_length = self._max_length(context) if self.synthesized else 1
+    self._check_length(context, max_length)
+    dims = self.dims(context.model.model_dim, max_length)
+    values, keys, memory_position, memory_length = self._memory(
+        context, x, dims)
+    incremental = context.mode == "incremental"
+    features = synth.Features(
+        x=x, keys=keys,
+        query_position=context.position,
+        memory_position=memory_position,
+        query_is_range=context.position_is_default and not incremental,
+        memory_is_range=context.position_is_default or incremental)
+    logits = [self._component_logits(context, name, features, dims)
+              for name in self.members]
+    if len(logits) > 1:
+      members_dim = mtf.Dimension("synth_members", len(logits))
+      alpha_logits = self._variable(
+          context, "alpha_logits", synth.WeightSpec([members_dim], 0.0))
+      logits = [synth.mix_logits(logits, alpha_logits, members_dim)]
+    o = synth.attend(logits[0], values, memory_length,
+                     bias=self._bias(context, memory_length),
+                     dropout_rate=self.dropout_rate, train=context.train,
+                     dropout_broadcast_dims=[context.length_dim])
+    wo = self._variable(context, "o", synth.WeightSpec(
+        [dims.heads, dims.kv, dims.model],
+        (dims.heads.size * dims.kv.size) ** -0.5))
+    return mtf.einsum([o, wo], output_shape=x.shape)
