@@ -4,3 +4,4 @@ from mtf_synth import compat
 
 compat.apply()
 from mtf_synth.layers.synthesizer import SynthesizerAttention  # noqa: E402
+from mtf_synth.layers.kernel_attention import KernelAttention  # noqa: E402

@@ -14,13 +14,15 @@ def virtual_cpu_config(num_devices):
                         intra_op_parallelism_threads=1)
 
 
-def run_mtf(build_fn, mesh_shape="", layout_rules="", seed=0, feed_fn=None):
+def run_mtf(build_fn, mesh_shape="", layout_rules="", seed=0, feed_fn=None,
+            init_values=None):
   """Builds `build_fn(mesh)` -> dict of mtf.Tensor, lowers it, returns numpy.
 
   mesh_shape "" runs on one device; e.g. "model:2,batch:2" runs on a
   PlacementMeshImpl over 4 virtual CPU devices. Variables are initialised
   from `seed`, so two calls with the same seed see the same weights whatever
   the layout (mesh TF initialises the full master variable before slicing).
+  `init_values` ({variable name: array}) overrides chosen initial values.
   """
   mesh_shape = mtf.convert_to_shape(mesh_shape)
   layout_rules = mtf.convert_to_layout_rules(layout_rules)
@@ -36,8 +38,123 @@ def run_mtf(build_fn, mesh_shape="", layout_rules="", seed=0, feed_fn=None):
     lowering = mtf.Lowering(graph, {mesh: mesh_impl})
     tf_outputs = {k: lowering.export_to_tf_tensor(v)
                   for k, v in outputs.items()}
+    overrides = [v.get_master().assign(init_values[v.name])
+                 for v in graph.all_variables if v.name in (init_values or {})]
     with tf.Session(config=virtual_cpu_config(size)) as sess:
       sess.run(tf.global_variables_initializer())
+      sess.run(overrides)
       sess.run(lowering.copy_masters_to_slices())
       values = sess.run(tf_outputs, feed_dict=feed_fn() if feed_fn else None)
   return {k: np.asarray(v) for k, v in values.items()}
+
+
+def variable_outputs(mesh):
+  """{variable name: its value as an mtf.Tensor}, to add to run_mtf outputs."""
+  return {v.name: v.outputs[0] for v in mesh.graph.all_variables}
+
+
+def train_mtf(build_loss_fn, steps, mesh_shape="", layout_rules="", seed=0,
+              optimizer_fn=None):
+  """Builds `build_loss_fn(mesh)` -> scalar loss and takes `steps` updates.
+
+  Returns {"losses": [...], "before": {var: array}, "after": {var: array},
+  "tf_trainable": names of the TF trainable variables}; the default optimizer
+  is Adafactor, as in T5.
+  """
+  mesh_shape = mtf.convert_to_shape(mesh_shape)
+  layout_rules = mtf.convert_to_layout_rules(layout_rules)
+  size = max(mesh_shape.size, 1)
+  with tf.Graph().as_default():
+    tf.set_random_seed(seed)
+    graph = mtf.Graph()
+    mesh = mtf.Mesh(graph, "mesh")
+    loss = build_loss_fn(mesh)
+    variables = graph.trainable_variables
+    grads = mtf.gradients([loss], [v.outputs[0] for v in variables])
+    optimizer = (optimizer_fn or mtf.optimize.AdafactorOptimizer)()
+    update_ops = optimizer.apply_grads(grads, variables)
+    values = variable_outputs(mesh)
+    mesh_impl = mtf.placement_mesh_impl.PlacementMeshImpl(
+        mesh_shape, layout_rules, ["/cpu:%d" % i for i in range(size)])
+    lowering = mtf.Lowering(graph, {mesh: mesh_impl})
+    tf_loss = lowering.export_to_tf_tensor(loss)
+    tf_values = {k: lowering.export_to_tf_tensor(v) for k, v in values.items()}
+    tf_update = tf.group([lowering.lowered_operation(op) for op in update_ops])
+    tf_trainable = [v.op.name for v in tf.trainable_variables()]
+    with tf.Session(config=virtual_cpu_config(size)) as sess:
+      sess.run(tf.global_variables_initializer())
+      sess.run(lowering.copy_masters_to_slices())
+      before = sess.run(tf_values)
+      losses = []
+      for _ in range(steps):  # loss, then update: no read/assign race
+        losses.append(sess.run(tf_loss))
+        sess.run(tf_update)
+      after = sess.run(tf_values)
+  return {"losses": losses, "before": before, "after": after,
+          "tf_trainable": tf_trainable}
+
+
+def full_and_incremental_logits(mesh, model, ids, prefix_length):
+  """Logits of a decoder run on all of `ids` and decoded one step at a time.
+
+  `ids` (numpy int [batch, length]) are the decoder's inputs as they are
+  (no shift): logits at position t may use ids[:, :t + 1]. The incremental
+  run records states with a "first_part" pass over ids[:, :prefix_length]
+  (later positions zeroed, as in sample_autoregressive) and then feeds one
+  id per "incremental" step, as mesh TF decoding does. Returns mtf Tensors
+  {"full": [batch, length, vocab], "incremental": [batch, steps, vocab]}
+  for steps = positions prefix_length .. length - 1.
+  """
+  from mesh_tensorflow.transformer import transformer  # pylint: disable=g-import-not-at-top
+  batch, length = ids.shape
+  batch_dim = mtf.Dimension("batch", batch)
+  length_dim = mtf.Dimension("length", length)
+  variable_dtype = mtf.VariableDType(tf.float32)
+  inputs = mtf.import_tf_tensor(mesh, tf.constant(ids, tf.int32),
+                                [batch_dim, length_dim])
+  positions = mtf.range(mesh, length_dim, tf.int32)
+
+  def make_context(mode, context_inputs, **kwargs):
+    return transformer.Context(
+        model=model, mesh=mesh, batch_dims=[batch_dim],
+        length_dim=length_dim, variable_dtype=variable_dtype, mode=mode,
+        new_states=[], constant_states=[], inputs=context_inputs, **kwargs)
+
+  with tf.variable_scope(model.name):
+    full = model._call_internal(  # pylint: disable=protected-access
+        make_context("eval", inputs, position=positions,
+                     position_is_default=True), inputs)
+
+  prefix = inputs * mtf.cast(mtf.less(positions, prefix_length), tf.int32)
+  first_part = make_context(
+      "first_part", prefix, position=positions, position_is_default=True,
+      initial_position=mtf.constant(mesh, prefix_length, [batch_dim],
+                                    tf.int32),
+      write_priority=positions, read_priority=positions)
+  with tf.variable_scope(model.name, reuse=True):
+    model._call_internal(first_part, prefix)  # pylint: disable=protected-access
+  states = first_part.new_states
+  steps = []
+  for t in range(prefix_length, length):
+    position = mtf.constant(mesh, t, [batch_dim], tf.int32)
+    step_ids = mtf.gather(inputs, t, length_dim)
+    context = make_context("incremental", step_ids, position=position,
+                           states=states, write_priority=positions,
+                           read_priority=position)
+    with tf.variable_scope(model.name, reuse=True):
+      steps.append(model._call_internal(context, step_ids))  # pylint: disable=protected-access
+    states = context.new_states
+  step_dim = mtf.Dimension("length", length - prefix_length)
+  return {"full": full, "incremental": mtf.stack(steps, step_dim.name, axis=1)}
+
+
+def make_layer_stack(layers):
+  """A LayerStack with mesh TF's default sublayers, without parsing gin."""
+  from mesh_tensorflow.transformer import transformer  # pylint: disable=g-import-not-at-top
+  return transformer.LayerStack(
+      layers,
+      sublayers_initial=[],
+      sublayers_per_layer=[transformer.sublayer_rms_norm,
+                           transformer.sublayer_call_layer,
+                           transformer.sublayer_residual],
+      sublayers_final=[transformer.sublayer_rms_norm])
