@@ -327,7 +327,10 @@ def orthogonal_gaussian(shape, dtype=tf.float32):
   rows, columns = shape
   num_blocks = -(-columns // rows)
   blocks = tf.random.normal([num_blocks, rows, rows], dtype=dtype)
-  orthonormal, _ = tf.linalg.qr(blocks)
+  orthonormal, triangular = tf.linalg.qr(blocks)
+  # Householder QR fixes the signs of diag(R), which biases Q's columns;
+  # flipping them by sign(diag(R)) makes Q Haar-distributed.
+  orthonormal *= tf.sign(tf.linalg.diag_part(triangular))[:, None, :]
   norms = tf.norm(tf.random.normal([num_blocks, rows, rows], dtype=dtype),
                   axis=-1)
   scaled = orthonormal * norms[:, None, :]
