@@ -5,3 +5,6 @@ from mtf_synth import compat
 compat.apply()
 from mtf_synth.layers.synthesizer import SynthesizerAttention  # noqa: E402
 from mtf_synth.layers.kernel_attention import KernelAttention  # noqa: E402
+from mtf_synth.layers.baselines import DynamicConvolution  # noqa: E402
+from mtf_synth.layers.baselines import LightweightConvolution  # noqa: E402
+from mtf_synth.layers.baselines import Linformer  # noqa: E402
