@@ -58,8 +58,9 @@ def train_mtf(build_loss_fn, steps, mesh_shape="", layout_rules="", seed=0,
   """Builds `build_loss_fn(mesh)` -> scalar loss and takes `steps` updates.
 
   Returns {"losses": [...], "before": {var: array}, "after": {var: array},
-  "tf_trainable": names of the TF trainable variables}; the default optimizer
-  is Adafactor, as in T5.
+  "trainable": names of the mtf trainable variables (what optimizers
+  update), "tf_trainable": names of the TF trainable variables}; the default
+  optimizer is Adafactor, as in T5.
   """
   mesh_shape = mtf.convert_to_shape(mesh_shape)
   layout_rules = mtf.convert_to_layout_rules(layout_rules)
@@ -91,6 +92,7 @@ def train_mtf(build_loss_fn, steps, mesh_shape="", layout_rules="", seed=0,
         sess.run(tf_update)
       after = sess.run(tf_values)
   return {"losses": losses, "before": before, "after": after,
+          "trainable": [v.name for v in variables],
           "tf_trainable": tf_trainable}
 
 

@@ -109,6 +109,8 @@ class SynthesizerAttention(transformer.TransformerLayer):
     return model_max_length.size
 
   def _factors(self, max_length):
+    if "factorized_dense" not in self.members:
+      return 1, 1  # unused
     a = self.factorized_a or (max_length // self.factorized_b
                               if self.factorized_b else
                               _divisor_near_sqrt(max_length))
@@ -135,7 +137,7 @@ class SynthesizerAttention(transformer.TransformerLayer):
     """(trainable, fixed) parameter counts from the docstring's formulas."""
     h, e, n = self.num_heads, self.key_value_size, max_length
     f, k = self.dense_hidden_size, self.factorized_random_rank
-    a, b = self._factors(n) if self.synthesized else (0, 0)
+    a, b = self._factors(n)
     per_member = {
         "dense": h * (d_model * f + f + f * n + n),
         "random": h * n * n,

@@ -1,0 +1,194 @@
+"""SynthesizerAttention vs a numpy reference of the paper's formulas (1e-5)."""
+
+import types
+
+import mesh_tensorflow as mtf
+from mesh_tensorflow.transformer import transformer
+import numpy as np
+import pytest
+import tensorflow.compat.v1 as tf
+
+from mtf_harness import run_mtf, variable_outputs
+from mtf_synth.layers.synthesizer import SynthesizerAttention
+
+BATCH, LENGTH, D_MODEL, HEADS, D_KV, MAX_LENGTH = 2, 6, 8, 2, 3, 12
+COMPONENTS = ["dense", "random", "fixed_random", "factorized_dense",
+              "factorized_random", "vanilla"]
+MIXTURES = ["random+vanilla",
+            "dense+random+fixed_random+factorized_dense+factorized_random"
+            "+vanilla"]
+# Two packed examples per row (lengths 4 + 2, and 3 + 2 + padding).
+PACKED_POSITION = np.array([[0, 1, 2, 3, 0, 1], [0, 1, 2, 0, 1, 0]])
+PACKED_SEQUENCE_ID = np.array([[1, 1, 1, 1, 2, 2], [1, 1, 1, 2, 2, 0]])
+
+
+def call_layer(mesh, layer, x, packed, causal, length=LENGTH):
+  """Calls `layer` on numpy `x` in a hand-made encoder/decoder Context."""
+  batch_dim = mtf.Dimension("batch", BATCH)
+  length_dim = mtf.Dimension("length", length)
+  model_dim = mtf.Dimension("d_model", D_MODEL)
+  length_range = mtf.range(mesh, length_dim, tf.int32)
+
+  def ints(values):
+    return mtf.import_tf_tensor(mesh, tf.constant(values, tf.int32),
+                                [batch_dim, length_dim])
+
+  context = transformer.Context(
+      model=types.SimpleNamespace(model_dim=model_dim, max_length_dim=None),
+      mesh=mesh, batch_dims=[batch_dim], length_dim=length_dim,
+      variable_dtype=mtf.VariableDType(tf.float32), mode="eval",
+      position=ints(PACKED_POSITION) if packed else length_range,
+      position_is_default=not packed,
+      sequence_id=ints(PACKED_SEQUENCE_ID) if packed else None,
+      read_priority=length_range if causal else None,
+      write_priority=length_range if causal else None)
+  x_mtf = mtf.import_tf_tensor(mesh, tf.constant(x),
+                               [batch_dim, length_dim, model_dim])
+  with tf.variable_scope("layer"):
+    return layer.call(context, x_mtf)
+
+
+def make_layer(mode, **kwargs):
+  return SynthesizerAttention(mode=mode, num_heads=HEADS, key_value_size=D_KV,
+                              max_length=MAX_LENGTH, **kwargs)
+
+
+def layer_outputs(mode, x, packed, causal, init_values=None, **layer_kwargs):
+  """Runs one SynthesizerAttention on `x`; returns its output and weights."""
+  layer = make_layer(mode, **layer_kwargs)
+
+  def build(mesh):
+    y = call_layer(mesh, layer, x, packed, causal)
+    return dict(variable_outputs(mesh), y=y)
+
+  out = run_mtf(build, seed=3, init_values=init_values)
+  weights = {k.split("/", 1)[1]: v for k, v in out.items() if "/" in k}
+  return out["y"], weights
+
+
+def reference_logits(name, w, x, query_pos, memory_pos):
+  """[batch, heads, query, key] logits of one component, in numpy."""
+  b_idx = np.arange(BATCH)[:, None, None]
+  q_idx = query_pos[:, :, None]
+  m_idx = memory_pos[:, None, :]
+  if name == "dense":
+    hidden = np.maximum(np.einsum("bld,dhf->blhf", x, w["dense/w1"])
+                        + w["dense/b1"], 0)
+    rows = np.einsum("blhf,hfn->bhln", hidden, w["dense/w2"])
+    rows += w["dense/b2"][None, :, None, :]
+    return np.stack([rows[b_idx, h, np.arange(LENGTH)[None, :, None], m_idx]
+                     for h in range(HEADS)], axis=1)
+  if name in ("random", "fixed_random"):
+    table = w[name + "/table"]
+    return np.stack([table[h][q_idx, m_idx] for h in range(HEADS)], axis=1)
+  if name == "factorized_dense":
+    a = np.einsum("bld,dha->bhla", x, w[name + "/wa"])
+    a += w[name + "/ba"][None, :, None]
+    b = np.einsum("bld,dhc->bhlc", x, w[name + "/wb"])
+    b += w[name + "/bb"][None, :, None]
+    a_cols = np.take_along_axis(
+        a, np.broadcast_to((m_idx % a.shape[-1])[:, None],
+                           (BATCH, HEADS, LENGTH, LENGTH)), axis=-1)
+    b_cols = np.take_along_axis(
+        b, np.broadcast_to((m_idx % b.shape[-1])[:, None],
+                           (BATCH, HEADS, LENGTH, LENGTH)), axis=-1)
+    return a_cols * b_cols
+  if name == "factorized_random":
+    table = np.einsum("hik,hjk->hij", w[name + "/r1"], w[name + "/r2"])
+    return np.stack([table[h][q_idx, m_idx] for h in range(HEADS)], axis=1)
+  assert name == "vanilla"
+  q = np.einsum("bld,dhe->bhle", x, w["vanilla/q"])
+  k = np.einsum("bld,dhe->bhle", x, w["k"])
+  return np.einsum("bhie,bhje->bhij", q, k)
+
+
+def reference_output(mode, w, x, packed, causal):
+  members = mode.split("+")
+  position = PACKED_POSITION if packed else np.tile(np.arange(LENGTH),
+                                                    (BATCH, 1))
+  logits = [reference_logits(m, w, x, position, position) for m in members]
+  if len(members) > 1:
+    alpha = np.exp(w["alpha_logits"]) / np.exp(w["alpha_logits"]).sum()
+    logits = [sum(a * s for a, s in zip(alpha, logits))]
+  visible = np.ones((BATCH, 1, LENGTH, LENGTH), bool)
+  if causal:
+    visible &= np.tril(np.ones((LENGTH, LENGTH), bool))
+  if packed:
+    sid = PACKED_SEQUENCE_ID
+    visible &= (sid[:, :, None] == sid[:, None, :])[:, None]
+  scores = logits[0] + np.where(visible, 0.0, -1e9)
+  probs = np.exp(scores - scores.max(-1, keepdims=True))
+  probs /= probs.sum(-1, keepdims=True)
+  v = np.einsum("bld,dhe->bhle", x, w["v"])
+  o = np.einsum("bhij,bhje->bhie", probs, v)
+  return np.einsum("bhie,hed->bid", o, w["o"])
+
+
+@pytest.mark.parametrize("packed,causal", [(False, False), (True, True)])
+@pytest.mark.parametrize("mode", COMPONENTS + MIXTURES)
+def test_matches_numpy_reference(mode, packed, causal):
+  x = np.random.RandomState(0).normal(size=(BATCH, LENGTH, D_MODEL))
+  x = x.astype(np.float32)
+  members = len(mode.split("+"))
+  # Unequal mixture weights, so a wrong alpha/member pairing shows.
+  alpha = {"layer/alpha_logits": np.linspace(-1, 1.5, members)}
+  y, w = layer_outputs(mode, x, packed, causal, init_values=alpha,
+                       factorized_a=3, factorized_b=4,
+                       factorized_random_rank=5, dense_hidden_size=7)
+  expected = reference_output(mode, w, x.astype(np.float64), packed, causal)
+  np.testing.assert_allclose(y, expected, atol=1e-5, rtol=1e-5)
+
+
+
+def built_parameter_counts(layer, length=LENGTH):
+  """(trainable, fixed) sizes of the variables `layer` creates in a graph."""
+  with tf.Graph().as_default():
+    mesh = mtf.Mesh(mtf.Graph(), "mesh")
+    x = np.zeros((BATCH, length, D_MODEL), np.float32)
+    call_layer(mesh, layer, x, packed=False, causal=False, length=length)
+    sizes = [(v.trainable, v.outputs[0].shape.size)
+             for v in mesh.graph.all_variables]
+  return (sum(n for t, n in sizes if t), sum(n for t, n in sizes if not t))
+
+
+@pytest.mark.parametrize("mode", COMPONENTS + MIXTURES + ["random_plus"])
+def test_parameter_count_formula_matches_graph(mode):
+  layer = make_layer(mode, factorized_a=2, factorized_b=6,
+                     factorized_random_rank=5, dense_hidden_size=7)
+  assert (layer.parameter_count(D_MODEL, MAX_LENGTH) ==
+          built_parameter_counts(layer))
+
+
+def test_fixed_random_is_not_trainable():
+  trainable, fixed = built_parameter_counts(make_layer("fixed_random"))
+  assert fixed == HEADS * MAX_LENGTH ** 2
+  assert trainable == 2 * D_MODEL * HEADS * D_KV
+
+
+@pytest.mark.parametrize("alias,members", [
+    ("random", ["random"]), ("factorized", ["factorized_random"]),
+    ("dense_minus", ["dense"]), ("random_plus", ["random", "vanilla"]),
+    ("random_plus_alpha", ["random", "vanilla"]),
+    ("dense_plus", ["dense", "vanilla"]),
+    ("dense_plus_alpha", ["dense", "vanilla"])])
+def test_upstream_aliases(alias, members):
+  assert make_layer(alias).members == members
+
+
+@pytest.mark.parametrize("mode", ["nonsense", "random+random", "random+"])
+def test_unknown_mode_is_an_error(mode):
+  with pytest.raises(ValueError, match="SynthesizerAttention.mode"):
+    make_layer(mode)
+
+
+def test_sequence_longer_than_max_length_is_a_one_line_error():
+  with pytest.raises(ValueError) as error:
+    built_parameter_counts(make_layer("random"), length=MAX_LENGTH + 1)
+  message = str(error.value)
+  assert "max_length 12" in message and "\n" not in message
+
+
+def test_vanilla_needs_no_max_length():
+  layer = SynthesizerAttention(mode="vanilla", num_heads=HEADS,
+                               key_value_size=D_KV)
+  assert built_parameter_counts(layer, length=40)[0] == 4 * D_MODEL * HEADS * D_KV
