@@ -7,5 +7,7 @@ demo's default `mtf_synth_demo`), `vocabularies`, `errors`.
 from tasks import errors
 from tasks import vocabularies
 from tasks import generated
+from tasks import synthesizer_paper
+from tasks import lra
 
 DEMO_TASK = generated.DEMO_TASK

@@ -1,7 +1,17 @@
-"""Download-free tasks generated in memory from a seed.
+"""Download-free tasks generated from a seed.
 
-Each task draws distinct examples from one numpy RandomState, so train and
-validation never share an example and every run sees the same data.
+Small tasks draw distinct examples from one numpy RandomState in memory, so
+train and validation never share an example; LRA-scale tasks (see
+`streamed_source`) generate each split lazily from its own seed instead.
+
+Registered here (all bytes unless said otherwise):
+- mtf_synth_demo: "reverse: q w e" -> "e w q" or "sort: q w e" -> "e q w"
+  (20k/500; the demo's default; position- and content-based attention).
+- mtf_synth_copy / _reverse / _sort: one transform each, 3..20 letters.
+- mtf_synth_recall: associative recall "a3 f7 k1 ? f" -> "7" (content-based).
+- mtf_synth_lm: a templated English corpus, "targets" only (decoder-only LM).
+- mtf_synth_listops: small ListOps (depth <= 4, <= 5 arguments, 9..99 tokens).
+- mtf_synth_sparsity_{k}of64: the sum mod 10 of k digits hidden among letters.
 """
 import functools
 from typing import Callable, Dict, Mapping
@@ -11,11 +21,13 @@ import seqio
 import tensorflow as tf
 from t5.evaluation import metrics
 
+from tasks import listops
 from tasks import vocabularies
 
 GeneratorFn = Callable[[np.random.RandomState], Dict[str, str]]
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
+SMALL_SPLITS = {"train": 20000, "validation": 500}
 
 
 @functools.lru_cache(maxsize=None)
@@ -41,7 +53,7 @@ def _generate_splits(generator: GeneratorFn, seed: int,
 
 def generated_source(generator: GeneratorFn, seed: int,
                      split_sizes: Mapping[str, int]) -> seqio.DataSource:
-  """A seqio source over examples generated (once, lazily) from `seed`."""
+  """A source over distinct examples generated once, in memory, from `seed`."""
   sizes = tuple(split_sizes.items())
 
   def dataset_fn(split, shuffle_files):
@@ -52,34 +64,146 @@ def generated_source(generator: GeneratorFn, seed: int,
   return seqio.FunctionDataSource(dataset_fn, splits=list(split_sizes))
 
 
-def _letters(rng: np.random.RandomState, low: int, high: int) -> list:
-  """Between low and high (inclusive) letters, drawn with replacement."""
-  return list(rng.choice(list(LETTERS), size=rng.randint(low, high + 1)))
+def streamed_source(generator: GeneratorFn, seed: int,
+                    split_sizes: Mapping[str, int]) -> seqio.DataSource:
+  """A source generating each split lazily; split i uses seed (seed, i).
+
+  For long examples (LRA) where generating everything up front would take
+  minutes; splits are independent draws (long examples practically never
+  repeat).
+  """
+  names = list(split_sizes)
+
+  def dataset_fn(split, shuffle_files):
+    del shuffle_files
+    def examples():
+      rng = np.random.RandomState([seed, names.index(split)])
+      for _ in range(split_sizes[split]):
+        yield generator(rng)
+    keys = generator(np.random.RandomState(0)).keys()
+    return tf.data.Dataset.from_generator(
+        examples, output_signature={
+            k: tf.TensorSpec([], tf.string) for k in keys})
+
+  return seqio.FunctionDataSource(dataset_fn, splits=names)
 
 
-def reverse_or_sort_example(rng: np.random.RandomState) -> Dict[str, str]:
-  """'reverse: q w e' -> 'e w q' (position) or 'sort: q w e' -> 'e q w' (content)."""
-  letters = _letters(rng, 3, 10)
-  if rng.rand() < 0.5:
-    return {"inputs": "reverse: " + " ".join(letters),
-            "targets": " ".join(reversed(letters))}
-  return {"inputs": "sort: " + " ".join(letters),
-          "targets": " ".join(sorted(letters))}
+def add_generated_task(name: str, generator: GeneratorFn, seed: int,
+                       split_sizes: Mapping[str, int] = None,
+                       output_features=None, metric_fns=(),
+                       streamed: bool = False) -> None:
+  """Registers a task over generated examples with T5's token pipeline."""
+  make_source = streamed_source if streamed else generated_source
+  seqio.TaskRegistry.add(
+      name,
+      source=make_source(generator, seed, split_sizes or SMALL_SPLITS),
+      preprocessors=[
+          seqio.preprocessors.tokenize,
+          seqio.preprocessors.append_eos_after_trim,
+      ],
+      output_features=output_features or vocabularies.byte_features(),
+      metric_fns=list(metric_fns))
+
+
+# Sequence transforms: "copy" and "reverse" need only positions, "sort" needs
+# the content of the letters.
+TRANSFORMS = {
+    "copy": list,
+    "reverse": lambda letters: letters[::-1],
+    "sort": sorted,
+}
+
+
+def transform_example(rng: np.random.RandomState, operations=("reverse", "sort"),
+                      min_letters: int = 3,
+                      max_letters: int = 10) -> Dict[str, str]:
+  """'sort: q w e' -> 'e q w': letters drawn with replacement."""
+  operation = operations[rng.randint(len(operations))]
+  letters = list(rng.choice(list(LETTERS),
+                            size=rng.randint(min_letters, max_letters + 1)))
+  return {"inputs": f"{operation}: " + " ".join(letters),
+          "targets": " ".join(TRANSFORMS[operation](letters))}
+
+
+def recall_example(rng: np.random.RandomState) -> Dict[str, str]:
+  """'a3 f7 k1 ? f' -> '7': find the value stored under the queried key."""
+  keys = rng.choice(list(LETTERS), size=rng.randint(2, 11), replace=False)
+  values = rng.randint(10, size=len(keys))
+  query = rng.randint(len(keys))
+  pairs = " ".join(f"{k}{v}" for k, v in zip(keys, values))
+  return {"inputs": f"{pairs} ? {keys[query]}", "targets": str(values[query])}
+
+
+_NOUNS = {"singular": ["cat", "dog", "bird", "child", "teacher", "robot"],
+          "plural": ["cats", "dogs", "birds", "children", "teachers", "robots"]}
+_VERBS = {"singular": ["sees", "likes", "follows", "helps"],
+          "plural": ["see", "like", "follow", "help"]}
+_ADJECTIVES = ["small", "red", "old", "happy", "quiet", "clever"]
+
+
+def lm_example(rng: np.random.RandomState) -> Dict[str, str]:
+  """1-2 sentences whose verb agrees with a subject across a relative clause."""
+  def pick(options):
+    return options[rng.randint(len(options))]
+
+  sentences = []
+  for _ in range(rng.randint(1, 3)):
+    number = pick(["singular", "plural"])
+    other = pick(["singular", "plural"])
+    sentences.append(
+        f"the {pick(_ADJECTIVES)} {pick(_NOUNS[number])} that "
+        f"{pick(_VERBS[other])} the {pick(_NOUNS[other])} "
+        f"{pick(_VERBS[number])} the {pick(_ADJECTIVES)} "
+        f"{pick(_NOUNS[pick(['singular', 'plural'])])} .")
+  return {"targets": " ".join(sentences)}
+
+
+def sparsity_example(rng: np.random.RandomState, length: int = 64,
+                     relevant: int = 8) -> Dict[str, str]:
+  """`relevant` digits hidden among letters; the target is their sum mod 10.
+
+  Only relevant/length of the positions matter, so the density of the ideal
+  attention pattern is set by `relevant` at a fixed `length`.
+  """
+  chars = list(rng.choice(list(LETTERS), size=length))
+  digits = rng.randint(10, size=relevant)
+  for position, digit in zip(rng.choice(length, relevant, replace=False),
+                             digits):
+    chars[position] = str(digit)
+  return {"inputs": "".join(chars), "targets": str(int(digits.sum()) % 10)}
 
 
 # Exact match, plus word-level edit distance: targets are space-separated
 # letters, so t5's edit_distance counts wrong letters.
-SEQ2SEQ_METRICS = [metrics.sequence_accuracy, metrics.edit_distance]
+SEQ2SEQ_METRICS = (metrics.sequence_accuracy, metrics.edit_distance)
+CLASSIFICATION_METRICS = (metrics.accuracy,)
 
 DEMO_TASK = "mtf_synth_demo"
+add_generated_task(DEMO_TASK, transform_example, seed=0,
+                   metric_fns=SEQ2SEQ_METRICS)
 
-seqio.TaskRegistry.add(
-    DEMO_TASK,
-    source=generated_source(reverse_or_sort_example, seed=0,
-                            split_sizes={"train": 20000, "validation": 500}),
-    preprocessors=[
-        seqio.preprocessors.tokenize,
-        seqio.preprocessors.append_eos_after_trim,
-    ],
-    output_features=vocabularies.byte_features(),
-    metric_fns=SEQ2SEQ_METRICS)
+for _seed, _operation in enumerate(TRANSFORMS, start=1):
+  add_generated_task(
+      f"mtf_synth_{_operation}",
+      functools.partial(transform_example, operations=(_operation,),
+                        max_letters=20),
+      seed=_seed, metric_fns=SEQ2SEQ_METRICS)
+
+add_generated_task("mtf_synth_recall", recall_example, seed=4,
+                   metric_fns=CLASSIFICATION_METRICS)
+
+add_generated_task("mtf_synth_lm", lm_example, seed=5,
+                   output_features=vocabularies.byte_features(
+                       with_inputs=False))
+
+add_generated_task(
+    "mtf_synth_listops",
+    functools.partial(listops.listops_example, config=listops.SMALL_CONFIG),
+    seed=6, output_features=listops.OUTPUT_FEATURES,
+    metric_fns=CLASSIFICATION_METRICS)
+
+for _relevant in (2, 8, 32):
+  add_generated_task(
+      f"mtf_synth_sparsity_{_relevant}of64",
+      functools.partial(sparsity_example, length=64, relevant=_relevant),
+      seed=100 + _relevant, metric_fns=CLASSIFICATION_METRICS)

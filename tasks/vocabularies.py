@@ -5,39 +5,32 @@
   text task.
 - SentencePiece from a user path: T5's default model lives in a gs:// bucket
   this machine cannot reach, so text tasks read the model named by the gin
-  parameter `tasks.vocabularies.sentencepiece_model_path.path` or the
+  parameter `sentencepiece_model_path.path` or the
   environment variable MTF_SYNTH_SPM_MODEL (train one with
   scripts/train_sentencepiece.py). The path is resolved when the vocabulary is
-  first used, so registering tasks needs no file.
+  first used, so registering tasks needs no file; a missing file is a
+  one-line TaskConfigError.
 """
-import os
 from typing import Dict, Optional
 
-import gin
 import seqio
-import tensorflow as tf
 
-from tasks.errors import TaskConfigError
+from tasks import sources
 
-SPM_ENV_VAR = "MTF_SYNTH_SPM_MODEL"
 # T5 reserves 100 sentinel ids at the end of its vocabulary for span corruption.
 T5_EXTRA_IDS = 100
 
 BYTE_VOCABULARY = seqio.ByteVocabulary()
 
 
-@gin.configurable
 def sentencepiece_model_path(path: Optional[str] = None) -> str:
-  """The user's SentencePiece model: gin `path`, else $MTF_SYNTH_SPM_MODEL."""
-  path = path or os.environ.get(SPM_ENV_VAR)
-  how = (f"set {SPM_ENV_VAR}=/path/to/spm.model or --gin_param="
-         "\"tasks.vocabularies.sentencepiece_model_path.path='/path/to/spm.model'\""
-         " (train one: python scripts/train_sentencepiece.py --task TASK)")
-  if not path:
-    raise TaskConfigError(f"No SentencePiece model given: {how}")
-  if not tf.io.gfile.exists(path):
-    raise TaskConfigError(f"SentencePiece model file not found: {path}; {how}")
-  return path
+  """`path` if given, else the user's model (gin or $MTF_SYNTH_SPM_MODEL)."""
+  if path:
+    return path
+  return sources.require_user_path(
+      "spm_model", what="SentencePiece model file",
+      hint="train one: python scripts/train_sentencepiece.py --task TASK "
+      "--output PREFIX")
 
 
 class UserSentencePieceVocabulary(seqio.SentencePieceVocabulary):
