@@ -178,27 +178,28 @@ def gmm_prf_features(x, key_dim, noise, mean, log_scale):
 def walsh_hadamard(x, dim):
   """Unnormalised Walsh-Hadamard transform H x along `dim` (size 2^n).
 
-  H = H2 (x) ... (x) H2 (Sylvester): `dim` is viewed as n binary digits and
-  each digit is mixed by H2 = [[1, 1], [1, -1]]: O(d log d), not O(d^2).
+  H = H2 (x) ... (x) H2 (Sylvester): for each binary digit of the index,
+  `dim` is viewed as {outer, digit, inner} and the digit is mixed by the
+  butterfly H2 = [[1, 1], [1, -1]], (a, b) -> (a + b, a - b): n elementwise
+  passes, O(d log d), not O(d^2). (One pass per digit keeps the rank low:
+  TF's CPU slice kernel takes at most 8 dims.)
   """
   num_bits = int(round(math.log2(dim.size)))
   if 2 ** num_bits != dim.size:
     raise ValueError("Walsh-Hadamard needs a power-of-two size, got %s" % dim)
-  bits = [mtf.Dimension("%s_bit%d" % (dim.name, i), 2)
-          for i in range(num_bits)]
   position = x.shape.dims.index(dim)
-  split_shape = x.shape.dims[:position] + bits + x.shape.dims[position + 1:]
-  y = mtf.reshape(x, split_shape)
-  for bit in bits:
-    out_bit = mtf.Dimension(bit.name + "_out", 2)
-    row = mtf.range(x.mesh, bit, x.dtype)
-    column = mtf.range(x.mesh, out_bit, x.dtype)
-    hadamard_2 = 1.0 - 2.0 * row * column  # [[1, 1], [1, -1]]
-    y = mtf.einsum([y, hadamard_2],
-                   output_shape=y.shape.rename_dimension(bit.name,
-                                                         out_bit.name))
-    y = mtf.rename_dimension(y, out_bit.name, bit.name)
-  return mtf.reshape(y, x.shape)
+  digit = mtf.Dimension(dim.name + "_digit", 2)
+  for i in range(num_bits):
+    outer = mtf.Dimension(dim.name + "_outer", dim.size // 2 ** (i + 1))
+    inner = mtf.Dimension(dim.name + "_inner", 2 ** i)
+    x = mtf.reshape(x, x.shape.dims[:position] + [outer, digit, inner]
+                    + x.shape.dims[position + 1:])
+    low = mtf.slice(x, 0, 1, digit.name)
+    high = mtf.slice(x, 1, 1, digit.name)
+    x = mtf.reshape(mtf.concat([low + high, low - high], digit.name),
+                    x.shape.dims[:position] + [dim]
+                    + x.shape.dims[position + 3:])
+  return x
 
 
 def fastfood_projections(x, key_dim, permutation, signs, gaussian, scale):
