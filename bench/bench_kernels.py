@@ -62,12 +62,8 @@ def build_train_step(variant, length, causal):
   tf.reset_default_graph()
   layers = [attention_layer(variant, causal),
             transformer_layers.DenseReluDense(hidden_size=512)]
-  stack = transformer.LayerStack(
-      layers, sublayers_initial=[],
-      sublayers_per_layer=[transformer.sublayer_rms_norm,
-                           transformer.sublayer_call_layer,
-                           transformer.sublayer_residual],
-      sublayers_final=[transformer.sublayer_rms_norm])
+  # Pre-norm residual layers without gin: mesh TF's "legacy" sublayers.
+  stack = transformer.LayerStack(layers, dropout_rate=0.0, norm_epsilon=1e-6)
   model = transformer.Unitransformer(
       stack, d_model=D_MODEL, input_vocab_size=256, output_vocab_size=256,
       autoregressive=causal, max_length=length, name="model")
