@@ -9,5 +9,6 @@ from tasks import vocabularies
 from tasks import generated
 from tasks import synthesizer_paper
 from tasks import lra
+from tasks import personachat
 
 DEMO_TASK = generated.DEMO_TASK

@@ -96,7 +96,8 @@ def _read_listops_tsv(split: str, shuffle_files: bool) -> tf.data.Dataset:
   lines = tf.data.TextLineDataset(path).skip(1)  # Header: Source, Target.
 
   def parse(line):
-    source, target = tf.unstack(tf.strings.split(line, "\t", maxsplit=1))
+    fields = tf.strings.split(line, "\t", maxsplit=1)
+    source, target = fields[0], fields[1]
     # LRA's loaders drop the parentheses; one token per word remains.
     source = tf.strings.regex_replace(source, r"[()]", " ")
     source = tf.strings.strip(tf.strings.regex_replace(source, " +", " "))
