@@ -72,13 +72,20 @@ def train_mtf(build_loss_fn, steps, mesh_shape="", layout_rules="", seed=0,
     loss = build_loss_fn(mesh)
     variables = graph.trainable_variables
     grads = mtf.gradients([loss], [v.outputs[0] for v in variables])
+    # Gradients are computed in one session run and applied from feeds in
+    # the next: one run doing both races slice reads against slice assigns.
+    grad_feeds = [tf.placeholder(tf.float32, v.outputs[0].shape.to_integer_list)
+                  for v in variables]
     optimizer = (optimizer_fn or mtf.optimize.AdafactorOptimizer)()
-    update_ops = optimizer.apply_grads(grads, variables)
+    update_ops = optimizer.apply_grads(
+        [mtf.import_tf_tensor(mesh, f, v.outputs[0].shape)
+         for f, v in zip(grad_feeds, variables)], variables)
     values = variable_outputs(mesh)
     mesh_impl = mtf.placement_mesh_impl.PlacementMeshImpl(
         mesh_shape, layout_rules, ["/cpu:%d" % i for i in range(size)])
     lowering = mtf.Lowering(graph, {mesh: mesh_impl})
     tf_loss = lowering.export_to_tf_tensor(loss)
+    tf_grads = [lowering.export_to_tf_tensor(g) for g in grads]
     tf_values = {k: lowering.export_to_tf_tensor(v) for k, v in values.items()}
     tf_update = tf.group([lowering.lowered_operation(op) for op in update_ops])
     tf_trainable = [v.op.name for v in tf.trainable_variables()]
@@ -87,9 +94,10 @@ def train_mtf(build_loss_fn, steps, mesh_shape="", layout_rules="", seed=0,
       sess.run(lowering.copy_masters_to_slices())
       before = sess.run(tf_values)
       losses = []
-      for _ in range(steps):  # loss, then update: no read/assign race
-        losses.append(sess.run(tf_loss))
-        sess.run(tf_update)
+      for _ in range(steps):
+        step_loss, step_grads = sess.run([tf_loss, tf_grads])
+        losses.append(step_loss)
+        sess.run(tf_update, feed_dict=dict(zip(grad_feeds, step_grads)))
       after = sess.run(tf_values)
   return {"losses": losses, "before": before, "after": after,
           "trainable": [v.name for v in variables],

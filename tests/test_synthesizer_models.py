@@ -29,14 +29,15 @@ def stack(layers):
       sublayers_final=[transformer.sublayer_rms_norm])
 
 
-def synthesizer(mode):
+def synthesizer(mode, max_length=None):
+  """max_length None: the model's positional max_length (LENGTH)."""
   return SynthesizerAttention(mode=mode, num_heads=2, key_value_size=4,
-                              factorized_random_rank=3)
+                              factorized_random_rank=3, max_length=max_length)
 
 
 def unitransformer(mode, autoregressive=True, name="decoder", enc_dec=False,
-                   output_vocab=VOCAB):
-  layers = [synthesizer(mode)]
+                   output_vocab=VOCAB, positional_embedding=True):
+  layers = [synthesizer(mode, None if positional_embedding else LENGTH)]
   if enc_dec:
     layers.append(transformer_layers.EncDecAttention(num_heads=2,
                                                      key_value_size=4))
@@ -44,7 +45,8 @@ def unitransformer(mode, autoregressive=True, name="decoder", enc_dec=False,
   return transformer.Unitransformer(
       stack(layers), d_model=D_MODEL, input_vocab_size=VOCAB,
       output_vocab_size=output_vocab, autoregressive=autoregressive,
-      max_length=LENGTH, vocab_divisor=1, name=name)
+      max_length=LENGTH, vocab_divisor=1, name=name,
+      positional_embedding=positional_embedding)
 
 
 def bitransformer(mode):
@@ -84,10 +86,15 @@ def test_decoder_is_causal(mode):
   assert not np.allclose(out["a"][:, 4:], out["b"][:, 4:], atol=1e-4)
 
 
-@pytest.mark.parametrize("autoregressive", [False, True])
+@pytest.mark.parametrize("autoregressive,positional_embedding", [
+    (False, True), (True, True), (True, False)])
 @pytest.mark.parametrize("mode", COMPONENTS + ["dense+vanilla"])
-def test_packed_equals_unpacked(mode, autoregressive):
-  """Two examples packed in one row give the logits they give alone."""
+def test_packed_equals_unpacked(mode, autoregressive, positional_embedding):
+  """Two examples packed in one row give the logits they give alone.
+
+  Without a positional embedding (T5's setting) mesh TF drops the packed
+  positions, so the layer must count them from sequence_id.
+  """
   rng = np.random.RandomState(1)
   first, second = rng.randint(2, VOCAB, 3), rng.randint(2, VOCAB, 4)
   packed = [np.concatenate([first, second, [0]])]
@@ -97,7 +104,8 @@ def test_packed_equals_unpacked(mode, autoregressive):
   unpacked[0, :3], unpacked[1, :4] = first, second
 
   def build(mesh):
-    model = unitransformer(mode, autoregressive=autoregressive)
+    model = unitransformer(mode, autoregressive=autoregressive,
+                           positional_embedding=positional_embedding)
     return {
         "packed": logits_of(model, ints(mesh, packed),
                             sequence_id=ints(mesh, packed_id),
@@ -113,17 +121,27 @@ def test_packed_equals_unpacked(mode, autoregressive):
                              atol=1e-5)
 
 
-def lm_loss(mode, batch_size=4):
-  """A decoder-only language-model loss builder on fixed random tokens."""
+def lm_loss(mode, batch_size=4, packed=False):
+  """A decoder-only language-model loss builder on fixed random tokens.
+
+  packed: each row holds two examples (3 + 4 tokens, then padding).
+  """
   targets = np.random.RandomState(3).randint(2, VOCAB, (batch_size, LENGTH))
   targets[0, 6:] = 0
+  packing = {}
+  if packed:
+    targets[:, 7] = 0
+    packing = {"sequence_id": [[1, 1, 1, 2, 2, 2, 2, 0]] * batch_size,
+               "position": [[0, 1, 2, 0, 1, 2, 3, 0]] * batch_size}
 
   def build(mesh):
     model = unitransformer(mode)
     t = ints(mesh, targets)
-    return model.call_simple(transformer.autoregressive_inputs(t), t,
-                             compute_loss=True, mode="train",
-                             sequence_id=mtf.minimum(t, 1))[1]
+    kwargs = {k: ints(mesh, v) for k, v in packing.items()}
+    kwargs.setdefault("sequence_id", mtf.minimum(t, 1))
+    return model.call_simple(
+        transformer.autoregressive_inputs(t, kwargs["sequence_id"]), t,
+        compute_loss=True, mode="train", **kwargs)[1]
   return build
 
 
@@ -164,10 +182,31 @@ def test_bitransformer_loss_is_layout_independent():
   np.testing.assert_allclose(one, split, rtol=1e-5, atol=1e-5)
 
 
-def test_training_loss_is_layout_independent():
-  """Losses over a few training steps agree on one device and on a mesh."""
-  one = train_mtf(lm_loss(ALL_MIXED), steps=3, seed=7)["losses"]
-  split = train_mtf(lm_loss(ALL_MIXED), steps=3, seed=7,
+def test_packed_training_is_layout_independent():
+  """Losses over a few training steps (packed rows, so the gather path and
+  its gradients) agree on one device and on a model:2,batch:2 mesh."""
+  one = train_mtf(lm_loss(ALL_MIXED, packed=True), steps=3, seed=7)["losses"]
+  assert one[-1] < one[0]
+  split = train_mtf(lm_loss(ALL_MIXED, packed=True), steps=3, seed=7,
                     mesh_shape="model:2,batch:2",
                     layout_rules="heads:model,batch:batch")["losses"]
   np.testing.assert_allclose(one, split, rtol=1e-5, atol=1e-5)
+
+
+def test_example_gin_file_builds_synthesizer_stacks():
+  import os  # pylint: disable=g-import-not-at-top
+  import gin  # pylint: disable=g-import-not-at-top
+  path = os.path.join(os.path.dirname(__file__), "..", "gin", "layers",
+                      "synthesizer.gin")
+  with gin.unlock_config():
+    gin.clear_config()
+    try:
+      gin.parse_config_file(path)
+      with gin.config_scope("decoder"):
+        layers = transformer.make_layer_stack().layers
+    finally:
+      gin.clear_config()
+  assert [type(l).__name__ for l in layers[:3]] == [
+      "SynthesizerAttention", "EncDecAttention", "DenseReluDense"]
+  assert layers[0].members == ["random", "vanilla"]
+  assert layers[0].max_length == 512

@@ -9,6 +9,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from mtf_harness import run_mtf, variable_outputs
+from mtf_synth.attention import synthesizer as synth
 from mtf_synth.layers.synthesizer import SynthesizerAttention
 
 BATCH, LENGTH, D_MODEL, HEADS, D_KV, MAX_LENGTH = 2, 6, 8, 2, 3, 12
@@ -192,3 +193,37 @@ def test_vanilla_needs_no_max_length():
   layer = SynthesizerAttention(mode="vanilla", num_heads=HEADS,
                                key_value_size=D_KV)
   assert built_parameter_counts(layer, length=40)[0] == 4 * D_MODEL * HEADS * D_KV
+
+
+@pytest.mark.parametrize("mesh_shape", ["", "model:2,batch:2"])
+@pytest.mark.parametrize("shared_batch", [False, True])
+def test_take_gathers_and_differentiates_like_one_hot_gather(mesh_shape,
+                                                             shared_batch):
+  """synth.take's tf.gather path (and its gradient) == mtf.gather."""
+  rng = np.random.RandomState(2)
+  heads, rows = mtf.Dimension("heads", 2), mtf.Dimension("synth_rows", 5)
+  batch, length = mtf.Dimension("batch", 4), mtf.Dimension("length", 3)
+  table_dims = [batch, heads, rows] if shared_batch else [heads, rows]
+  table_np = rng.normal(size=[d.size for d in table_dims]).astype(np.float32)
+  positions_np = rng.randint(0, rows.size, (batch.size, length.size))
+
+  def build(mesh):
+    table = mtf.import_tf_tensor(mesh, tf.constant(table_np), table_dims)
+    positions = mtf.import_tf_tensor(
+        mesh, tf.constant(positions_np, tf.int32), [batch, length])
+    weights = mtf.import_tf_tensor(
+        mesh, tf.constant(rng.normal(size=(4, 3, 2)).astype(np.float32)),
+        [batch, length, heads])
+    out = {}
+    for name, taken in [
+        ("take", synth.take(table, rows, positions, False)),
+        ("one_hot", mtf.gather(table, positions, rows))]:
+      loss = mtf.reduce_sum(taken * weights)
+      out[name] = mtf.transpose(taken, [batch, length, heads])
+      out[name + "_grad"], = mtf.gradients([loss], [table])
+    return out
+
+  out = run_mtf(build, mesh_shape=mesh_shape,
+                layout_rules="heads:model,batch:batch")
+  np.testing.assert_allclose(out["take"], out["one_hot"], atol=1e-6)
+  np.testing.assert_allclose(out["take_grad"], out["one_hot_grad"], atol=1e-5)

@@ -104,14 +104,71 @@ def take(table, table_dim, positions, positions_are_range):
   """Entries of `table` along `table_dim` at `positions`.
 
   The result has the dims of `table` minus `table_dim` plus those of
-  `positions`. A range of positions slices (cheap); other positions gather
-  with a one-hot einsum (packed examples, incremental decoding).
+  `positions`; dims they share (batch) are matched, not crossed. A range of
+  positions slices; other positions (packed examples, incremental decoding)
+  gather with tf.gather per slice, O(output) rather than a one-hot einsum's
+  O(output * max_length).
   """
   if positions_are_range:
     position_dim, = positions.shape.dims
     sliced = mtf.slice(table, 0, position_dim.size, table_dim.name)
     return mtf.rename_dimension(sliced, table_dim.name, position_dim.name)
-  return mtf.gather(table, positions, table_dim)
+  shared = [d for d in positions.shape.dims if d in table.shape.dims]
+  new = [d for d in positions.shape.dims if d not in table.shape.dims]
+  rest = [d for d in table.shape.dims if d not in shared and d != table_dim]
+  table = mtf.transpose(table, shared + rest + [table_dim])
+  positions = mtf.transpose(positions, shared + new)
+  axis, batch_dims = len(shared + rest), len(shared)
+
+  def gather(table_slice, positions_slice):
+    return tf.gather(table_slice, positions_slice, axis=axis,
+                     batch_dims=batch_dims)
+
+  def gather_grad(op, dy):
+    return [_GatherGrad(dy, positions, table.shape, axis, batch_dims,
+                        summed_dims=new).outputs[0], None]
+
+  return mtf.slicewise(gather, [table, positions],
+                       output_shape=mtf.Shape(shared + rest + new),
+                       output_dtype=table.dtype,
+                       splittable_dims=shared + rest + new,
+                       grad_function=gather_grad)
+
+
+class _GatherGrad(mtf.Operation):
+  """Gradient of `take`'s gather with respect to the table.
+
+  Scatter-adds per slice, then sums over the mesh axes that split the
+  position dims not in the table (e.g. batch): the table is replicated across
+  them, so each slice holds a partial sum. (mesh TF's generic slicewise
+  gradient misses that sum.)
+  """
+
+  def __init__(self, dy, positions, table_shape, axis, batch_dims,
+               summed_dims):
+    super().__init__([dy, positions], name="synthesizer_gather_grad")
+    self._outputs = [mtf.Tensor(self, table_shape, dy.dtype)]
+    self._axis, self._batch_dims = axis, batch_dims
+    self._summed_dims = summed_dims
+
+  def lower(self, lowering):
+    mesh_impl = lowering.mesh_impl(self)
+    table_slice_shape = mesh_impl.slice_shape(self.outputs[0].shape)
+
+    def scatter_add(dy_slice, positions_slice):
+      zeros = tf.zeros(table_slice_shape, dy_slice.dtype)
+      gathered = tf.gather(zeros, positions_slice, axis=self._axis,
+                           batch_dims=self._batch_dims)
+      return tf.convert_to_tensor(tf.gradients(gathered, zeros, dy_slice)[0])
+
+    grad = mesh_impl.slicewise(scatter_add, lowering.tensors[self.inputs[0]],
+                               lowering.tensors[self.inputs[1]])
+    mesh_axes = [mesh_impl.tensor_dimension_to_mesh_axis(d)
+                 for d in self._summed_dims]
+    mesh_axes = [a for a in mesh_axes if a is not None]
+    if mesh_axes:
+      grad = mesh_impl.allreduce(grad, mesh_axes, "SUM")
+    lowering.set_tensor_lowering(self.outputs[0], grad)
 
 
 def _linear(x, w, b, dims):

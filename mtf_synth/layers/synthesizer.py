@@ -19,6 +19,11 @@ import tensorflow.compat.v1 as tf
 from mtf_synth.attention import synthesizer as synth
 
 
+def _rename_length(context, memory_length, t):
+  """`t` with its length dim renamed to memory_length (the key side)."""
+  return mtf.replace_dimensions(t, context.length_dim, memory_length)
+
+
 def _divisor_near_sqrt(n):
   """The largest a <= sqrt(n) dividing n: the default factorization a * b."""
   return max(a for a in range(1, int(n ** 0.5) + 1) if n % a == 0)
@@ -172,13 +177,11 @@ class SynthesizerAttention(transformer.TransformerLayer):
     w = self._variable(context, name, spec)
     return mtf.einsum([x, w], reduced_dims=[dims.model])
 
-  def _memory(self, context, x, dims):
-    """Values (and vanilla keys), with the decoding cache; and positions."""
+  def _memory(self, context, x, dims, memory_length):
+    """Values (and vanilla keys), through the decoding cache."""
     stddev = dims.model.size ** -0.5
-    memory_length = mtf.Dimension("memory_length", context.length_dim.size)
     incremental = context.mode == "incremental"
-    m = x if incremental else mtf.replace_dimensions(
-        x, context.length_dim, memory_length)
+    m = x if incremental else _rename_length(context, memory_length, x)
     memory = [self._projection(context, "v", m, dims, stddev)]
     if "vanilla" in self.members:
       memory.append(self._projection(context, "k", m, dims, stddev))
@@ -189,27 +192,52 @@ class SynthesizerAttention(transformer.TransformerLayer):
       old = context.get_states(len(memory))
       memory = [o * (1.0 - one_hot) + t * one_hot
                 for o, t in zip(old, memory)]
-      memory_position = mtf.range(context.mesh, memory_length, tf.int32)
-    else:
-      memory_position = mtf.replace_dimensions(
-          context.position, context.length_dim, memory_length)
     if context.mode in ("incremental", "first_part"):
       context.record_new_states(memory)
-    keys = memory[1] if len(memory) > 1 else None
-    return memory[0], keys, memory_position, memory_length
+    return memory[0], (memory[1] if len(memory) > 1 else None)
+
+  @staticmethod
+  def _sequence_id(context):
+    """The packing/padding ids aligned with the queries, or None."""
+    sequence_id = next((s for s in (context.subsequence_id,
+                                    context.sequence_id)
+                        if isinstance(s, mtf.Tensor)), None)
+    if sequence_id is None or context.length_dim not in sequence_id.shape:
+      return None
+    return sequence_id
+
+  def _positions(self, context, memory_length):
+    """Within-example (query, memory) positions and whether each is a range.
+
+    Mesh TF passes the range 0..length-1 as context.position when the model
+    has no positional embedding (T5's relative attention), packed or not; the
+    within-example positions are then counted from sequence_id.
+    """
+    to_memory = functools.partial(_rename_length, context, memory_length)
+    if context.mode == "incremental":
+      return (context.position, False,
+              mtf.range(context.mesh, memory_length, tf.int32), True)
+    position, is_range = context.position, context.position_is_default
+    sequence_id = self._sequence_id(context)
+    if (is_range and sequence_id is not None and
+        not getattr(context.model, "positional_embedding", True)):
+      same_example = mtf.equal(sequence_id, to_memory(sequence_id))
+      earlier = mtf.less(to_memory(position), position)
+      position = mtf.reduce_sum(
+          mtf.to_int32(mtf.logical_and(same_example, earlier)),
+          reduced_dim=memory_length)
+      is_range = False
+    return position, is_range, to_memory(position), is_range
 
   def _bias(self, context, memory_length):
     """Causal, padding and packing masks as an additive logits bias."""
     visible = []
-    to_memory = lambda t: mtf.replace_dimensions(  # pylint: disable=g-long-lambda
-        t, context.length_dim, memory_length)
+    to_memory = functools.partial(_rename_length, context, memory_length)
     if context.read_priority is not None:
       visible.append(mtf.greater_equal(context.read_priority,
                                        to_memory(context.write_priority)))
-    sequence_id = next((s for s in (context.subsequence_id,
-                                    context.sequence_id)
-                        if isinstance(s, mtf.Tensor)), None)
-    if sequence_id is not None and context.length_dim in sequence_id.shape:
+    sequence_id = self._sequence_id(context)
+    if sequence_id is not None:
       visible.append(mtf.equal(sequence_id, to_memory(sequence_id)))
     if not visible:
       return None
@@ -229,15 +257,14 @@ class SynthesizerAttention(transformer.TransformerLayer):
     max_length = self._max_length(context) if self.synthesized else 1
     self._check_length(context, max_length)
     dims = self.dims(context.model.model_dim, max_length)
-    values, keys, memory_position, memory_length = self._memory(
-        context, x, dims)
-    incremental = context.mode == "incremental"
+    memory_length = mtf.Dimension("memory_length", context.length_dim.size)
+    values, keys = self._memory(context, x, dims, memory_length)
+    query_position, query_is_range, memory_position, memory_is_range = (
+        self._positions(context, memory_length))
     features = synth.Features(
-        x=x, keys=keys,
-        query_position=context.position,
-        memory_position=memory_position,
-        query_is_range=context.position_is_default and not incremental,
-        memory_is_range=context.position_is_default or incremental)
+        x=x, keys=keys, query_position=query_position,
+        memory_position=memory_position, query_is_range=query_is_range,
+        memory_is_range=memory_is_range)
     logits = [self._component_logits(context, name, features, dims)
               for name in self.members]
     if len(logits) > 1:
