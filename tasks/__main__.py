@@ -27,7 +27,8 @@ def _source_name(task: seqio.Task) -> str:
   return "function:" + getattr(dataset_fn, "__name__", "?")
 
 
-def list_registry(out=sys.stdout) -> None:
+def list_registry(out=None) -> None:
+  out = out or sys.stdout
   names = sorted(seqio.TaskRegistry.names())
   print(f"Tasks ({len(names)}):", file=out)
   for name in names:
@@ -53,8 +54,9 @@ def _shorten(value) -> str:
 
 
 def show(name: str, num_examples: int = 3, split: str = "validation",
-         out=sys.stdout) -> None:
+         out=None) -> None:
   """Prints the first preprocessed examples of a task or mixture."""
+  out = out or sys.stdout
   task = seqio.get_mixture_or_task(name)
   if split not in task.splits:
     raise TaskConfigError(f"{name} has no split {split!r}; it has "
@@ -88,9 +90,12 @@ def main(argv=None) -> int:
       list_registry()
     else:
       show(args.name, args.num_examples, args.split)
-  except (TaskConfigError, ValueError) as e:
-    # seqio reports an unknown name as a ValueError; both are one line.
-    print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
+  except TaskConfigError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  except ValueError as e:  # seqio's word for an unknown name.
+    print(f"error: {str(e).splitlines()[0]} (see `python -m tasks list`)",
+          file=sys.stderr)
     return 2
   return 0
 

@@ -1,4 +1,6 @@
 """Generated tasks: determinism, sizes, bounds, correctness of targets."""
+import numpy as np
+import pytest
 import seqio
 
 import tasks
@@ -79,3 +81,63 @@ def test_demo_metrics_perfect_and_known_imperfect():
     results.update(fn(targets, ["a b c", "c a a", "d e", "x y"]))
   assert results["sequence_accuracy"] == 50.0
   assert results["sum_edit"] == 2
+
+
+@pytest.mark.parametrize("name,operation", [
+    ("mtf_synth_copy", list), ("mtf_synth_reverse", lambda x: x[::-1]),
+    ("mtf_synth_sort", sorted)])
+def test_transform_tasks(name, operation):
+  for ex in _examples(name, "validation", limit=50):
+    letters = _text(ex, "inputs").partition(": ")[2].split(" ")
+    assert 3 <= len(letters) <= 20
+    assert _text(ex, "targets") == " ".join(operation(letters))
+
+
+def test_recall_targets_are_the_queried_values():
+  for ex in _examples("mtf_synth_recall", "validation", limit=50):
+    pairs, query = _text(ex, "inputs").split(" ? ")
+    table = {pair[0]: pair[1:] for pair in pairs.split(" ")}
+    assert len(table) == len(pairs.split(" "))  # Keys are distinct.
+    assert _text(ex, "targets") == table[query]
+
+
+def test_lm_task_is_targets_only_through_the_lm_converter():
+  task = seqio.get_mixture_or_task("mtf_synth_lm")
+  assert set(task.output_features) == {"targets"}
+  ds = task.get_dataset({"targets": 256}, split="validation", shuffle=False,
+                        try_in_mem_cache=False)
+  ex = next(iter(seqio.LMFeatureConverter(pack=True)(
+      ds, {"targets": 256}).as_numpy_iterator()))
+  assert ex["decoder_target_tokens"].shape == (256,)
+  assert ex["decoder_segment_ids"].max() > 1  # Several sentences packed.
+  text = _text(_examples("mtf_synth_lm", "train", limit=1)[0], "targets")
+  assert text.startswith("the ") and text.endswith(" .")
+
+
+@pytest.mark.parametrize("name,length,relevant", [
+    ("mtf_synth_sparsity_2of64", 64, 2), ("mtf_synth_sparsity_32of64", 64, 32),
+    ("kernel_sparsity_8of1024", 1024, 8)])
+def test_sparsity_targets_sum_the_hidden_digits(name, length, relevant):
+  for ex in _examples(name, "validation", limit=20):
+    text = _text(ex, "inputs")
+    digits = [int(c) for c in text if c.isdigit()]
+    assert len(text) == length and len(digits) == relevant
+    assert _text(ex, "targets") == str(sum(digits) % 10)
+
+
+def test_streamed_tasks_are_deterministic_per_split():
+  def first(split):
+    return [ex["inputs_pretokenized"]
+            for ex in _examples("lra_pathfinder_generated", split, limit=3)]
+  assert first("validation") == first("validation")
+  assert first("validation") != first("test")
+
+
+def test_generated_pathfinder_images_have_two_dots_and_balanced_labels():
+  labels = []
+  for ex in _examples("lra_pathfinder_generated", "train", limit=100):
+    image = np.frombuffer(ex["inputs_pretokenized"], np.uint8)
+    assert image.shape == (1024,)
+    assert 4 <= (image == 255).sum() <= 8  # Two 2x2 dots, maybe overlapping.
+    labels.append(_text(ex, "targets"))
+  assert 30 <= labels.count("1") <= 70
