@@ -56,10 +56,13 @@ def generated_source(generator: GeneratorFn, seed: int,
   """A source over distinct examples generated once, in memory, from `seed`."""
   sizes = tuple(split_sizes.items())
 
-  def dataset_fn(split, shuffle_files):
-    del shuffle_files  # Order is fixed; seqio shuffles examples.
+  data_seed = seed
+
+  def dataset_fn(split, shuffle_files, seed=None):
+    # The data is fixed by data_seed; seqio shuffles examples with `seed`.
+    del shuffle_files, seed
     return tf.data.Dataset.from_tensor_slices(
-        _generate_splits(generator, seed, sizes)[split])
+        _generate_splits(generator, data_seed, sizes)[split])
 
   return seqio.FunctionDataSource(dataset_fn, splits=list(split_sizes))
 
@@ -73,11 +76,12 @@ def streamed_source(generator: GeneratorFn, seed: int,
   repeat).
   """
   names = list(split_sizes)
+  data_seed = seed
 
-  def dataset_fn(split, shuffle_files):
-    del shuffle_files
+  def dataset_fn(split, shuffle_files, seed=None):
+    del shuffle_files, seed  # Each split is fixed by (data_seed, index).
     def examples():
-      rng = np.random.RandomState([seed, names.index(split)])
+      rng = np.random.RandomState([data_seed, names.index(split)])
       for _ in range(split_sizes[split]):
         yield generator(rng)
     keys = generator(np.random.RandomState(0)).keys()

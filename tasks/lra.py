@@ -89,8 +89,9 @@ def _split_file(directory: str, file_names, split: str, layout: str) -> str:
   return path
 
 
-def _read_listops_tsv(split: str, shuffle_files: bool) -> tf.data.Dataset:
-  del shuffle_files
+def _read_listops_tsv(split: str, shuffle_files: bool,
+                      seed=None) -> tf.data.Dataset:
+  del shuffle_files, seed  # Files are read in order; seqio shuffles.
   path = _split_file(lra_listops_dir(), LISTOPS_FILES, split,
                      "the LRA release's ListOps TSV (Source<TAB>Target)")
   lines = tf.data.TextLineDataset(path).skip(1)  # Header: Source, Target.
@@ -133,9 +134,10 @@ def lra_aan_dir() -> str:
                            "lra_release/tsv_data from the LRA release")
 
 
-def _read_aan_tsv(split: str, shuffle_files: bool) -> tf.data.Dataset:
+def _read_aan_tsv(split: str, shuffle_files: bool,
+                  seed=None) -> tf.data.Dataset:
   """label, id1, id2, text1, text2 per line (LRA's layout, no header)."""
-  del shuffle_files
+  del shuffle_files, seed  # Files are read in order; seqio shuffles.
   path = _split_file(lra_aan_dir(), AAN_FILES, split,
                      "LRA's AAN TSV (label, id1, id2, text1, text2)")
 
@@ -184,9 +186,10 @@ def _pathfinder_split_files(split: str):
   return [os.path.join(metadata_dir, f) for f in files[low:high]]
 
 
-def _read_pathfinder(split: str, shuffle_files: bool) -> tf.data.Dataset:
+def _read_pathfinder(split: str, shuffle_files: bool,
+                     seed=None) -> tf.data.Dataset:
   """Each metadata line: image_subdir image_name _ label ..."""
-  del shuffle_files
+  del shuffle_files, seed  # Files are read in order; seqio shuffles.
   root = lra_pathfinder_dir()
   paths, labels = [], []
   for metadata in _pathfinder_split_files(split):

@@ -74,8 +74,9 @@ def parse_convai2(lines: Sequence[str]) -> List[Dict[str, str]]:
   return examples
 
 
-def _read_convai2(split: str, shuffle_files: bool) -> tf.data.Dataset:
-  del shuffle_files
+def _read_convai2(split: str, shuffle_files: bool,
+                  seed=None) -> tf.data.Dataset:
+  del shuffle_files, seed  # Files are read in order; seqio shuffles.
   path = os.path.join(convai2_dir(), CONVAI2_FILES[split])
   if not tf.io.gfile.exists(path):
     raise TaskConfigError(f"ConvAI2 file not found: {path}; put ParlAI's "

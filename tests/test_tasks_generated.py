@@ -141,3 +141,14 @@ def test_generated_pathfinder_images_have_two_dots_and_balanced_labels():
     assert 4 <= (image == 255).sum() <= 8  # Two 2x2 dots, maybe overlapping.
     labels.append(_text(ex, "targets"))
   assert 30 <= labels.count("1") <= 70
+
+
+@pytest.mark.parametrize("name", ["mtf_synth_demo", "lra_listops"])
+def test_seeded_shuffled_training_dataset(name):
+  """The trainer asks for shuffle=True with a seed: sources must accept it."""
+  task = seqio.get_mixture_or_task(name)
+  def first(seed):
+    ds = task.get_dataset({"inputs": 2048, "targets": 8}, split="train",
+                          shuffle=True, seed=seed, try_in_mem_cache=False)
+    return [ex["inputs_pretokenized"] for ex in ds.take(3).as_numpy_iterator()]
+  assert first(1) == first(1)
