@@ -96,13 +96,13 @@ class TokenVocabulary(seqio.Vocabulary):
     return " ".join(self._tokens[i] for i in ids if i > self.eos_id)
 
   def _encode_tf(self, s: tf.Tensor) -> tf.Tensor:
-    # Built per trace: a table made eagerly at import would not be usable
-    # from the graph-mode input pipelines of mesh TF.
-    table = tf.lookup.StaticHashTable(
-        tf.lookup.KeyValueTensorInitializer(
-            tf.constant(self._tokens), tf.range(len(self._tokens))),
-        default_value=self.unk_id)
-    return table.lookup(tf.strings.split(s))
+    # Compares every word with the (few) tokens instead of using a lookup
+    # table: tables are stateful, and mesh TF's one-shot iterators cannot
+    # capture state.
+    words = tf.strings.split(s)
+    matches = tf.equal(words[:, tf.newaxis], tf.constant(self._tokens))
+    ids = tf.argmax(tf.cast(matches, tf.int32), axis=1, output_type=tf.int32)
+    return tf.where(tf.reduce_any(matches, axis=1), ids, self.unk_id)
 
   def _decode_tf(self, ids: tf.Tensor) -> tf.Tensor:
     kept = tf.ragged.boolean_mask(ids, ids > self.eos_id)
