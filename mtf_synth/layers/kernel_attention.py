@@ -18,8 +18,8 @@ Random draws ("noise") are redrawn or fixed by `redraw_features`:
                      evaluation too, making its scores noisy.
   "never"            always the stored draw (features fixed for the run).
   "always"           a fresh sample in every mode, like the reference code.
-A decoder never redraws inside one decode: incremental states built with one
-draw stay valid only for that draw.
+Decoding ("first_part" and "incremental" modes) always uses the stored draw:
+a running state summed under one draw is only valid for that draw.
 
 Causality follows the model: decoders (`context.model.fully_autoregressive`)
 use causal linear attention, encoders attend to all unpadded keys. Packed
@@ -243,6 +243,8 @@ class KernelAttention(transformer.TransformerLayer):
         hidden=mtf.Dimension(fm.GENERATOR_HIDDEN, 4 * self.key_value_size))
 
   def _redraw(self, context):
+    if context.mode in ("first_part", "incremental"):
+      return False  # decoding states hold one draw's features
     if self.redraw_features == "always":
       return True
     return self.redraw_features == "train" and context.train

@@ -152,9 +152,17 @@ class TPUEstimator:
       if isinstance(data, tf2.data.Dataset):  # V1 datasets subclass it too
         data = tf.data.make_one_shot_iterator(data).get_next()
       features, labels = data if isinstance(data, tuple) else (data, None)
-    spec = self._model_fn(features=features, labels=labels, mode=mode,
-                          params=params, config=self._config)
+    spec = self._call_model_fn(features, labels, mode, params)
     return spec, features
+
+  def _call_model_fn(self, features, labels, mode, params):
+    # Resource variables: with TF1 ref variables a step's backward pass can
+    # read weights its own update already changed (reads alias the buffer
+    # that Assign writes in place), so CPU/GPU training was not repeatable.
+    # On TPU, XLA gave these semantics; names and checkpoints are unchanged.
+    with tf.variable_scope(tf.get_variable_scope(), use_resource=True):
+      return self._model_fn(features=features, labels=labels, mode=mode,
+                            params=params, config=self._config)
 
   def _checkpoint_or_latest(self, checkpoint_path):
     path = checkpoint_path or self.latest_checkpoint()
@@ -217,10 +225,8 @@ class TPUEstimator:
     with tf.Graph().as_default() as graph:
       tf.train.get_or_create_global_step()
       receiver = serving_input_receiver_fn()
-      spec = self._model_fn(features=receiver.features, labels=None,
-                            mode=ModeKeys.PREDICT,
-                            params=dict(self._params, use_tpu=False),
-                            config=self._config)
+      spec = self._call_model_fn(receiver.features, None, ModeKeys.PREDICT,
+                                 dict(self._params, use_tpu=False))
       return train_loop.export(graph, spec, receiver, checkpoint_path,
                                export_dir_base, as_text=as_text,
                                config=self._config)

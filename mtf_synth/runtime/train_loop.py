@@ -100,16 +100,17 @@ class _ProgressHook(tf.train.SessionRunHook):
     self._writer = tf.summary.FileWriterCache.get(self._model_dir)
 
   def after_create_session(self, session, coord):
-    self._last_step = int(session.run(self._global_step))
+    self._last_step = self._step = int(session.run(self._global_step))
     self._last_time = time.time()
 
   def before_run(self, run_context):
-    return tf.train.SessionRunArgs(
-        {"loss": self._loss, "step": self._global_step})
+    return tf.train.SessionRunArgs(self._loss)
 
   def after_run(self, run_context, run_values):
-    loss = float(run_values.results["loss"])
-    step = int(run_values.results["step"]) + 1  # the step just taken
+    # Counted here: reading global_step in the same run races its increment.
+    self._step += 1
+    step = self._step
+    loss = float(run_values.results)
     if not math.isfinite(loss):
       raise NonFiniteLossError(
           "loss is %s at step %d; training stopped and the last good "
@@ -148,6 +149,33 @@ def _scaffold(spec):
   return spec.scaffold or tf.train.Scaffold()
 
 
+def _leaf_control_inputs(op):
+  """The ops a (possibly nested) tf.group waits for."""
+  if op.type != "NoOp":
+    return [op]
+  return [leaf for dep in op.control_inputs
+          for leaf in _leaf_control_inputs(dep)]
+
+
+def increment_global_step_last(train_op):
+  """Makes the global-step increment in train_op wait for every other update.
+
+  mesh TF groups `assign_add(global_step, 1)` with the variable updates, and
+  the optimizer and learning-rate schedule read global_step with no ordering
+  against that increment; on TPU the increment ran on the host after the step,
+  on CPU/GPU the race makes a step see step or step+1 at random. Ordering it
+  last makes training deterministic (and so resume == uninterrupted).
+  """
+  global_step = tf.train.get_global_step()
+  updates = _leaf_control_inputs(train_op)
+  increments = [op for op in updates
+                if op.type in ("AssignAddVariableOp", "AssignAdd")
+                and op.inputs[0].op is global_step.op]
+  others = [op for op in updates if op not in increments]
+  for op in increments:
+    op._add_control_inputs(others)  # pylint: disable=protected-access
+
+
 def train(graph, spec, features, model_dir, config, max_steps=None,
           steps=None, hooks=(), saving_listeners=None):
   """Runs spec.train_op until global_step reaches max_steps.
@@ -157,6 +185,7 @@ def train(graph, spec, features, model_dir, config, max_steps=None,
   `run.skip_seen_data` in gin/defaults.gin).
   """
   settings = train_loop_settings()
+  increment_global_step_last(spec.train_op)
   scaffold = _scaffold(spec)
   all_hooks = list(spec.training_chief_hooks) + list(spec.training_hooks)
   has_saver = any(isinstance(h, tf.train.CheckpointSaverHook)
