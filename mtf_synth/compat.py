@@ -81,6 +81,23 @@ def _t5_without_torch():
   sys.modules[name] = module
 
 
+def _decodes_written_as_text():
+  # Off TPU, mesh TF detokenizes in the graph (vocabulary.decode_tf), so the
+  # decodes reaching utils.write_lines_to_file are bytes and were written as
+  # "b'...'" under Python 3; the TPU path wrote text. Write text everywhere.
+  from mesh_tensorflow.transformer import utils
+  write_lines = utils.write_lines_to_file
+  if getattr(write_lines, "_mtf_synth_text", False):
+    return
+
+  def write_lines_to_file(lines, filename):
+    write_lines([line.decode("utf-8") if isinstance(line, bytes) else line
+                 for line in lines], filename)
+
+  write_lines_to_file._mtf_synth_text = True  # pylint: disable=protected-access
+  utils.write_lines_to_file = write_lines_to_file
+
+
 def apply():
   """Applies every patch once; later calls do nothing."""
   global _applied
@@ -91,3 +108,4 @@ def apply():
   _tensor_conversion_registry()
   _t5_without_torch()
   _applied = True
+  _decodes_written_as_text()

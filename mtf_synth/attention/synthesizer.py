@@ -189,15 +189,24 @@ def random_logits(w: Weights, f: Features, dims: SynthesizerDims):
   return take(rows, dims.key_table, f.memory_position, f.memory_is_range)
 
 
+def tile(x, dim, times_dim, tiled_dim):
+  """x repeated times_dim.size times along `dim`: entry c is x[c mod |dim|].
+
+  Broadcast then merge (times_dim, dim) into tiled_dim; no gather.
+  """
+  other = [d for d in x.shape.dims if d != dim]
+  repeated = mtf.broadcast(x, other + [times_dim, dim])
+  return mtf.reshape(repeated, other + [tiled_dim])
+
+
 def factorized_dense_logits(w: Weights, f: Features, dims: SynthesizerDims):
-  """FD: logits_ij = A_i[j mod a] * B_i[j mod b]."""
+  """FD: logits_i = tile(A_i, b) * tile(B_i, a), so column j is
+  A_i[j mod a] * B_i[j mod b]; columns at key positions."""
   a = _linear(f.x, w["wa"], w["ba"], dims)
   b = _linear(f.x, w["wb"], w["bb"], dims)
-  a_cols = take(a, dims.factor_a, f.memory_position % dims.factor_a.size,
-                positions_are_range=False)
-  b_cols = take(b, dims.factor_b, f.memory_position % dims.factor_b.size,
-                positions_are_range=False)
-  return a_cols * b_cols
+  rows = (tile(a, dims.factor_a, dims.factor_b, dims.key_table) *
+          tile(b, dims.factor_b, dims.factor_a, dims.key_table))
+  return take(rows, dims.key_table, f.memory_position, f.memory_is_range)
 
 
 def factorized_random_logits(w: Weights, f: Features, dims: SynthesizerDims):

@@ -87,8 +87,11 @@ class Linformer(transformer.TransformerLayer):
                                  memory_length)
     v = baselines.project_length(params.compute_v(m), v_projection,
                                  memory_length)
+    # A zero bias: mesh TF's 2-D sharding helper (run when the model has a
+    # layout) reads bias.shape and fails on None.
     o = attention.attention(
         params.compute_q(x), k, v, projected, kv_dim, kv_dim,
+        bias=mtf.zeros(context.mesh, [projected], context.activation_dtype),
         dropout_rate=self.dropout_rate if context.train else 0.0,
         context=context)
     return params.compute_output(o, output_shape=x.shape)
