@@ -143,7 +143,8 @@ def test_generated_pathfinder_images_have_two_dots_and_balanced_labels():
   assert 30 <= labels.count("1") <= 70
 
 
-@pytest.mark.parametrize("name", ["mtf_synth_demo", "lra_listops"])
+@pytest.mark.parametrize("name", ["mtf_synth_demo",
+                                  "kernel_sparsity_8of1024"])
 def test_seeded_shuffled_training_dataset(name):
   """The trainer asks for shuffle=True with a seed: sources must accept it."""
   task = seqio.get_mixture_or_task(name)
@@ -152,3 +153,4 @@ def test_seeded_shuffled_training_dataset(name):
                           shuffle=True, seed=seed, try_in_mem_cache=False)
     return [ex["inputs_pretokenized"] for ex in ds.take(3).as_numpy_iterator()]
   assert first(1) == first(1)
+
