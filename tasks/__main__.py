@@ -50,7 +50,9 @@ def _shorten(value) -> str:
     except UnicodeDecodeError:
       return f"<{len(value)} bytes> {value[:MAX_SHOWN_CHARS // 4]!r}"
   text = str(value)
-  return text if len(text) <= MAX_SHOWN_CHARS else text[:MAX_SHOWN_CHARS] + "..."
+  if len(text) <= MAX_SHOWN_CHARS:
+    return text
+  return text[:MAX_SHOWN_CHARS] + "..."
 
 
 def show(name: str, num_examples: int = 3, split: str = "validation",

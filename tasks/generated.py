@@ -118,7 +118,8 @@ TRANSFORMS = {
 }
 
 
-def transform_example(rng: np.random.RandomState, operations=("reverse", "sort"),
+def transform_example(rng: np.random.RandomState,
+                      operations=("reverse", "sort"),
                       min_letters: int = 3,
                       max_letters: int = 10) -> Dict[str, str]:
   """'sort: q w e' -> 'e q w': letters drawn with replacement."""

@@ -1,4 +1,4 @@
-"""Long Range Arena tasks (Tay et al. 2021), as used by the learned-kernel paper.
+"""Long Range Arena tasks (Tay et al. 2021), as in the learned-kernel paper.
 
 All inputs are byte (or token) sequences and all targets a class written as
 text, scored with t5's `accuracy`:

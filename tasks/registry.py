@@ -1,4 +1,4 @@
-"""Registers each text task twice: SentencePiece (`NAME`) and bytes (`NAME_bytes`).
+"""Registers each text task twice: SentencePiece (NAME), bytes (NAME_bytes).
 
 Both variants share source, preprocessors and metrics, so a table row can be
 run with the paper's subword vocabulary (a user-given SentencePiece model) or,
@@ -50,4 +50,5 @@ def add_mixture(name: str, tasks_and_rates: Sequence[Tuple[str, float]],
   """Registers mixture `name` of each variant over that variant's tasks."""
   for suffix, _ in variants:
     seqio.MixtureRegistry.add(
-        name + suffix, [(task + suffix, rate) for task, rate in tasks_and_rates])
+        name + suffix,
+        [(task + suffix, rate) for task, rate in tasks_and_rates])

@@ -1,4 +1,4 @@
-"""Every TFDS-backed task under tfds.testing.mock_data, through the converter."""
+"""Every TFDS-backed task under tfds.testing.mock_data, through converters."""
 import numpy as np
 import pytest
 import seqio

@@ -1,4 +1,4 @@
-"""Registered tasks train for a few steps through the `mtf_synth` command line."""
+"""Registered tasks train a few steps through the `mtf_synth` command line."""
 import os
 import subprocess
 import sys
