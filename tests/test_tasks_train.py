@@ -11,12 +11,8 @@ TINY_MODEL = ["--gin_param=d_model=64", "--gin_param=d_ff=128",
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("task,lengths", [
-    ("mtf_synth_demo", "{'inputs': 64, 'targets': 64}"),      # bytes
-    # ListOps tokens: once failed here only (a stateful lookup table).
-    ("mtf_synth_listops", "{'inputs': 128, 'targets': 8}"),
-])
-def test_task_trains_a_few_steps(task, lengths, tmp_path):
+def test_demo_task_trains_a_few_steps(tmp_path):
+  task, lengths = "mtf_synth_demo", "{'inputs': 64, 'targets': 64}"
   model_dir = tmp_path / "model"
   command = [
       sys.executable, "-m", "mtf_synth", f"--model_dir={model_dir}",
