@@ -25,6 +25,7 @@ from t5.data import preprocessors
 from t5.evaluation import metrics
 
 from tasks import registry
+from tasks import vocabularies
 from tasks.sources import PreparedTfdsSource
 
 TRAIN_VALIDATION_TEST = ("train", "validation", "test")
@@ -136,7 +137,10 @@ registry.add_text_task(
     source=PreparedTfdsSource("c4/en:3.1.0", splits=("train", "validation")),
     text_preprocessors=[functools.partial(
         preprocessors.rekey, key_map={"inputs": None, "targets": "text"})],
-    token_preprocessors=[preprocessors.span_corruption])
+    token_preprocessors=[preprocessors.span_corruption],
+    variants=(("", vocabularies.SENTENCEPIECE_VOCABULARY),
+              (registry.BYTES_SUFFIX,
+               vocabularies.BYTE_VOCABULARY_WITH_SENTINELS)))
 
 # ============================ AG News and IMDb ================================
 AG_NEWS_LABELS = ("World", "Sports", "Business", "Sci/Tech")

@@ -21,6 +21,9 @@ from tasks import sources
 T5_EXTRA_IDS = 100
 
 BYTE_VOCABULARY = seqio.ByteVocabulary()
+# Span corruption numbers its sentinels down from the top id; without extra
+# ids they would fall on byte values that occur in UTF-8 text.
+BYTE_VOCABULARY_WITH_SENTINELS = seqio.ByteVocabulary(extra_ids=T5_EXTRA_IDS)
 
 
 def sentencepiece_model_path(path: Optional[str] = None) -> str:

@@ -105,6 +105,19 @@ def test_tfds_task_under_mock_data(name):
     check_converted(converted_examples(task, split), task)
 
 
+def test_byte_span_corruption_sentinels_lie_above_the_bytes():
+  task = seqio.get_mixture_or_task("c4_span_corruption_bytes")
+  with tfds.testing.mock_data(num_examples=3):
+    examples = list(task.get_dataset(
+        {"inputs": 256, "targets": 128}, split="train", shuffle=False,
+        try_in_mem_cache=False).as_numpy_iterator())
+  byte_ids_end = 3 + 256
+  for ex in examples:
+    sentinels = ex["targets"][ex["targets"] >= byte_ids_end]
+    assert len(sentinels) >= 1
+    assert (ex["inputs"] >= byte_ids_end).sum() == len(sentinels)
+
+
 def test_sentencepiece_variants_with_a_user_model(spm_model, monkeypatch):
   monkeypatch.setenv("MTF_SYNTH_SPM_MODEL", spm_model)
   for name in ("wmt14_ende", "glue_mnli", "lm1b", "c4_span_corruption"):
