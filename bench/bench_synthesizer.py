@@ -24,6 +24,35 @@ MODES = ["vanilla", "dense", "random", "fixed_random", "factorized_dense",
          "factorized_random+vanilla"]
 LENGTHS = [128, 512, 2048]
 HEADING = "## Synthesizer variants (issue 3)"
+NOTES = """\
+Why the numbers look like this (per layer; B batch, L length, H heads, e
+d_kv, n max_length = L here):
+- vanilla computes Q and K (2 B L d H e), Q K^T (B H L^2 e) and a softmax
+  over B H L^2 logits, and keeps them for the backward pass.
+- random's logits R[:L, :L] have no batch dim: no Q, K or Q K^T, a softmax
+  over H L^2 instead of B H L^2; only weights x V (B H L^2 e) remains. It
+  pays instead for the table: a gradient and an Adafactor update of H n^2
+  entries per layer per step, independent of the batch (2 x 16.8M entries
+  at n = 2048). fixed_random skips that update, so it is faster still; the
+  gap random - fixed_random is the table's training cost. So Random is
+  faster than vanilla at long lengths here; it would stop being so when
+  tokens per step are small relative to H n^2 (the update dominates), or on
+  the gather path (packed rows, or T5 models without positional embedding,
+  where positions come from sequence_id): logits are then per example.
+- dense's rows W2 relu(W1 x + b1) cost B L H f n (f = d_kv here), the same
+  order as Q K^T, so dense is close to vanilla; factorized_dense tiles A and
+  B to n columns and multiplies them, also B H L n: about vanilla's cost.
+- factorized_random's R1 R2^T costs H L^2 k, batch-free like random, with
+  2 H n k parameters (smallest memory at 2048).
+- mixtures compute every member's logits and keep them for the backward
+  pass, so they cost about the sum of their members (slower than vanilla).
+- Peak RSS is the whole process (TF, mesh TF and t5 imports are about
+  830 MiB, shown separately); the L^2 tensors (B H L^2 per layer for
+  vanilla, H n^2 tables plus Adafactor slots for random) dominate the rest.
+- The machine is shared with other engineers' jobs (2 CPU cores, load
+  average 4 during the run): single runs vary by up to 2x (compare the 128
+  rows); differences under about 1.5x are within noise.
+"""
 
 
 def peak_rss_mib():
@@ -132,7 +161,7 @@ def markdown(results, command):
           r["mode"], r["tokens_per_s"], ratio, r["step_s"],
           r["peak_rss_mib"], r["peak_rss_mib"] - r["import_rss_mib"]))
     out.append("")
-  return "\n".join(out)
+  return "\n".join(out + [NOTES])
 
 
 def write_section(path, section):

@@ -23,7 +23,7 @@ PACKED_POSITION = np.array([[0, 1, 2, 3, 0, 1], [0, 1, 2, 0, 1, 0]])
 PACKED_SEQUENCE_ID = np.array([[1, 1, 1, 1, 2, 2], [1, 1, 1, 2, 2, 0]])
 
 
-def call_layer(mesh, layer, x, packed, causal, length=LENGTH):
+def call_layer(mesh, layer, x, packed, causal, length=LENGTH, mode="eval"):
   """Calls `layer` on numpy `x` in a hand-made encoder/decoder Context."""
   batch_dim = mtf.Dimension("batch", BATCH)
   length_dim = mtf.Dimension("length", length)
@@ -37,7 +37,7 @@ def call_layer(mesh, layer, x, packed, causal, length=LENGTH):
   context = transformer.Context(
       model=types.SimpleNamespace(model_dim=model_dim, max_length_dim=None),
       mesh=mesh, batch_dims=[batch_dim], length_dim=length_dim,
-      variable_dtype=mtf.VariableDType(tf.float32), mode="eval",
+      variable_dtype=mtf.VariableDType(tf.float32), mode=mode,
       position=ints(PACKED_POSITION) if packed else length_range,
       position_is_default=not packed,
       sequence_id=ints(PACKED_SEQUENCE_ID) if packed else None,
@@ -227,3 +227,13 @@ def test_take_gathers_and_differentiates_like_one_hot_gather(mesh_shape,
                 layout_rules="heads:model,batch:batch")
   np.testing.assert_allclose(out["take"], out["one_hot"], atol=1e-6)
   np.testing.assert_allclose(out["take_grad"], out["one_hot_grad"], atol=1e-5)
+
+
+def test_dropout_is_per_example_for_batch_free_logits():
+  """random's weights are shared by the batch; its dropout masks are not."""
+  x = np.random.RandomState(3).normal(size=(1, LENGTH, D_MODEL))
+  x = np.repeat(x, BATCH, axis=0).astype(np.float32)  # identical examples
+  layer = make_layer("random", dropout_rate=0.5)
+  y = run_mtf(lambda mesh: {"y": call_layer(mesh, layer, x, False, False,
+                                            mode="train")})["y"]
+  assert not np.allclose(y[0], y[1])

@@ -229,18 +229,21 @@ def mix_logits(logits: List[mtf.Tensor], alpha_logits, members_dim):
   return functools.reduce(lambda total, term: total + term, terms)
 
 
-def attend(logits, values, memory_length_dim, bias=None,
+def attend(logits, values, memory_length_dim, kv_dim, bias=None,
            dropout_rate=0.0, train=False, dropout_broadcast_dims=()):
   """softmax over keys (after masking), then the weighted sum of values."""
   if bias is not None:
     logits += bias
   weights = mtf.softmax(logits, memory_length_dim)
-  if train and dropout_rate > 0:
-    weights = mtf.dropout(weights, train, rate=dropout_rate,
-                          noise_shape=weights.shape - dropout_broadcast_dims)
   # Input-independent logits lack the batch dims; the values bring them.
   extra_dims = [d for d in values.shape.dims if d not in weights.shape.dims]
   output_shape = mtf.Shape(weights.shape.dims + extra_dims) - memory_length_dim
+  if train and dropout_rate > 0:
+    # Per-example dropout, even where the weights are shared by the batch.
+    weights = mtf.broadcast(
+        weights, output_shape - kv_dim + memory_length_dim)
+    weights = mtf.dropout(weights, train, rate=dropout_rate,
+                          noise_shape=weights.shape - dropout_broadcast_dims)
   return mtf.einsum([weights, values], output_shape=output_shape)
 
 

@@ -272,7 +272,7 @@ class SynthesizerAttention(transformer.TransformerLayer):
       alpha_logits = self._variable(
           context, "alpha_logits", synth.WeightSpec([members_dim], 0.0))
       logits = [synth.mix_logits(logits, alpha_logits, members_dim)]
-    o = synth.attend(logits[0], values, memory_length,
+    o = synth.attend(logits[0], values, memory_length, dims.kv,
                      bias=self._bias(context, memory_length),
                      dropout_rate=self.dropout_rate, train=context.train,
                      dropout_broadcast_dims=[context.length_dim])
