@@ -34,8 +34,9 @@ setuptools.setup(
         "matplotlib",
     ],
     extras_require={
+        # mock, tensorflow-probability, ortools: the tests shipped in mesh TF.
         "test": ["pytest", "pytest-timeout", "mock", "tensorflow-probability",
-                 "tf-keras==2.21.0"],
+                 "tf-keras==2.21.0", "ortools"],
     },
     entry_points={"console_scripts": ["mtf_synth=mtf_synth.cli:console_main"]},
 )

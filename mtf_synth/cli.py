@@ -57,8 +57,14 @@ def _check_model_dir(model_dir):
 
 
 def _bound(name):
+  """The value bound to a gin parameter (macros resolved), or None."""
   try:
-    return gin.query_parameter(name)
+    value = gin.query_parameter(name)
+    # A macro (`%NAME`) is a reference to gin's `macro` configurable.
+    while (isinstance(value, gin.config.ConfigurableReference)
+           and value.configurable.name == "macro"):
+      value = gin.query_parameter("%" + value.scopes[-1])
+    return value
   except ValueError:
     return None
 

@@ -81,6 +81,35 @@ def _t5_without_torch():
   sys.modules[name] = module
 
 
+def _contrib_image():
+  # tf.contrib (removed in TF 2.0) is imported by
+  # mesh_tensorflow/experimental/data_aug_lib.py for contrib.image.transform;
+  # ImageProjectiveTransformV3 is the op that function wrapped.
+  if "tensorflow.contrib" in sys.modules:
+    return
+  import tensorflow as tf
+
+  def transform(images, transforms, interpolation="NEAREST", name=None):
+    """tf.contrib.image.transform on HWC / NHWC images."""
+    with tf.name_scope(name or "transform"):
+      images = tf.convert_to_tensor(images)
+      batched = images.shape.rank == 4
+      if not batched:
+        images = images[None]
+      transforms = tf.reshape(tf.cast(transforms, tf.float32), [-1, 8])
+      output = tf.raw_ops.ImageProjectiveTransformV3(
+          images=images, transforms=transforms,
+          output_shape=tf.shape(images)[1:3], fill_value=0.0,
+          interpolation=interpolation.upper(), fill_mode="CONSTANT")
+      return output if batched else output[0]
+
+  contrib = types.ModuleType("tensorflow.contrib", "TF 1 contrib, removed.")
+  contrib.image = types.ModuleType("tensorflow.contrib.image")
+  contrib.image.transform = transform
+  sys.modules["tensorflow.contrib"] = contrib
+  sys.modules["tensorflow.contrib.image"] = contrib.image
+
+
 def _decodes_written_as_text():
   # Off TPU, mesh TF detokenizes in the graph (vocabulary.decode_tf), so the
   # decodes reaching utils.write_lines_to_file are bytes and were written as
@@ -107,5 +136,6 @@ def apply():
   _estimator_modules()
   _tensor_conversion_registry()
   _t5_without_torch()
+  _contrib_image()
   _applied = True
   _decodes_written_as_text()

@@ -4,7 +4,7 @@
 Each test file runs in its own process (they call disable_v2_behavior() at
 import) with `import mtf_synth` first. Prints one line per file and the
 totals; exits non-zero if any test failed.
-Usage: python scripts/run_mesh_tf_tests.py [--junit_dir DIR] [FILTER]
+Usage: python scripts/run_mesh_tf_tests.py [FILTER]
 """
 
 import argparse
@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 
 import mtf_synth  # noqa: F401  pylint: disable=unused-import
@@ -24,7 +25,8 @@ import absl.flags
 import pytest
 absl.flags.FLAGS.mark_as_parsed()
 sys.exit(pytest.main([sys.argv[1], "-q", "-p", "no:cacheprovider",
-                      "-o", "addopts=", "--rootdir", sys.argv[2]]))
+                      "--import-mode=importlib", "-o", "addopts=",
+                      "--rootdir", sys.argv[2]]))
 """
 _COUNTS = re.compile(r"(\d+) (passed|failed|error|errors|skipped)")
 
@@ -43,11 +45,13 @@ def main():
   args = parser.parse_args()
   totals = {"passed": 0, "failed": 0, "errors": 0, "skipped": 0}
   root = os.path.dirname(mesh_tensorflow.__file__)
+  # Not the test's folder: transformer/gin/ there would shadow gin-config.
+  workdir = tempfile.mkdtemp()
   for path in test_files(args.filter):
     start = time.time()
     result = subprocess.run(
         [sys.executable, "-c", _RUNNER, path, root], capture_output=True,
-        text=True, cwd=os.path.dirname(path), check=False)
+        text=True, cwd=workdir, check=False)
     summary = (result.stdout.strip().splitlines() or [""])[-1]
     counts = {"passed": 0, "failed": 0, "errors": 0, "skipped": 0}
     for number, kind in _COUNTS.findall(summary):

@@ -115,21 +115,28 @@ def _per_head_block(dims):
   return dims.heads + [dims.blocks, dims.key]
 
 
+def _per_head_hidden(dims):
+  return dims.heads + [dims.hidden]
+
+
 _GAUSSIAN = KernelInput(_gaussian_frequencies, fm.gaussian)
 _NOISE = KernelInput(_noise_frequencies, fm.gaussian)
 _FASTFOOD_DRAWS = {
-    "permutation": KernelInput(lambda d: [d.blocks, d.key], fm.random_permutations)}
+    "permutation": KernelInput(lambda d: [d.blocks, d.key],
+                               fm.random_permutations)}
 _FASTFOOD_PARAMS = {
     "signs": KernelInput(_per_head_block, fm.rademacher),
     "gaussian": KernelInput(_per_head_block, fm.gaussian),
     "scale": KernelInput(_per_head_block, fm.chi_over_sqrt_d),
 }
 _GENERATOR_PARAMS = {
-    "hidden_weights": KernelInput(lambda d: d.heads + [d.noise, d.hidden], _glorot),
-    "hidden_bias": KernelInput(lambda d: d.heads + [d.hidden], _zeros),
-    "norm_scale": KernelInput(lambda d: d.heads + [d.hidden], _ones),
-    "norm_bias": KernelInput(lambda d: d.heads + [d.hidden], _zeros),
-    "output_weights": KernelInput(lambda d: d.heads + [d.hidden, d.key], _glorot),
+    "hidden_weights": KernelInput(lambda d: d.heads + [d.noise, d.hidden],
+                                  _glorot),
+    "hidden_bias": KernelInput(_per_head_hidden, _zeros),
+    "norm_scale": KernelInput(_per_head_hidden, _ones),
+    "norm_bias": KernelInput(_per_head_hidden, _zeros),
+    "output_weights": KernelInput(lambda d: d.heads + [d.hidden, d.key],
+                                  _glorot),
     "output_bias": KernelInput(_per_head_key, _zeros),
 }
 

@@ -56,8 +56,11 @@ class SynthesizerAttention(transformer.TransformerLayer):
   `parameter_count` computes it.
 
   Masks: causal (decoders), padding and packing (sequence_id) are applied to
-  every component. Positions are within-example positions (context.position),
-  so a packed example sees the same table entries as when unpacked.
+  every component. Positions are within-example positions (context.position,
+  or counted from sequence_id when the model has no positional embedding and
+  mesh TF passes no positions), so a packed example sees the same table
+  entries as when unpacked. Unpacked rows slice the tables (and random
+  logits stay batch-free); packed rows and decoding gather them.
   Incremental decoding caches the values (and the keys for vanilla); the
   synthesized logits need no cache, since they depend on the current token
   and positions only.

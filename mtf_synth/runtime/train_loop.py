@@ -22,6 +22,10 @@ class NonFiniteLossError(FloatingPointError):
   """Training produced a NaN or infinite loss; nothing after it was saved."""
 
 
+class EmptyDatasetError(ValueError):
+  """The training input ended before a single step could run."""
+
+
 @gin.configurable(module="mtf_synth")
 def train_loop_settings(log_every_steps=100, summary_every_steps=100,
                         random_seed=_DEFAULT_SEED):
@@ -100,7 +104,8 @@ class _ProgressHook(tf.train.SessionRunHook):
     self._writer = tf.summary.FileWriterCache.get(self._model_dir)
 
   def after_create_session(self, session, coord):
-    self._last_step = self._step = int(session.run(self._global_step))
+    self.start_step = self._last_step = self._step = int(
+        session.run(self._global_step))
     self._last_time = time.time()
 
   def before_run(self, run_context):
@@ -136,6 +141,10 @@ class _ProgressHook(tf.train.SessionRunHook):
 
   def end(self, session):
     self._writer.flush()
+
+  @property
+  def steps_run(self):
+    return self._step - self.start_step
 
 
 def _format_seconds(seconds):
@@ -216,6 +225,12 @@ def train(graph, spec, features, model_dir, config, max_steps=None,
       config=session_config(graph, config.session_config)) as session:
     while not session.should_stop():
       session.run(spec.train_op)
+  if progress.steps_run == 0 and (max_steps is None
+                                  or progress.start_step < max_steps):
+    raise EmptyDatasetError(
+        "the training data yielded no batch (empty split, or every example "
+        "dropped by preprocessing): check the task's data and split, or "
+        "lower utils.run.batch_size")
 
 
 def _restoring_session(graph, spec, checkpoint_path, hooks, config):

@@ -1,0 +1,74 @@
+"""Runs the `mtf_synth` command line in a subprocess for tests."""
+
+import glob
+import hashlib
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+import tensorflow.compat.v1 as tf
+
+TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+
+# A tiny T5.1.1 encoder-decoder on the generated demo task, 2x2 CPU mesh.
+T5_TINY_ON_DEMO = [
+    "--gin_file=dataset.gin", "--gin_file=models/t5.1.1.tiny.gin",
+    "--gin_param=MIXTURE_NAME='mtf_synth_demo'",
+    "--gin_param=utils.run.batch_size=8",
+    "--gin_param=utils.run.sequence_length={'inputs': 64, 'targets': 64}",
+    "--gin_param=utils.run.mesh_shape='model:2,batch:2'",
+    "--gin_param=mtf_synth.train_loop_settings.log_every_steps=5",
+]
+
+
+def mtf_synth(model_dir, *args, timeout=600):
+  """Runs `python -m mtf_synth`; returns the CompletedProcess."""
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
+             PYTHONPATH=TESTS_DIR + os.pathsep + os.environ.get(
+                 "PYTHONPATH", ""))
+  env.pop("MTF_SYNTH_TRACEBACK", None)
+  return subprocess.run(
+      [sys.executable, "-m", "mtf_synth", "--model_dir=%s" % model_dir]
+      + list(args), capture_output=True, text=True, env=env,
+      timeout=timeout, check=False)
+
+
+def start_mtf_synth(model_dir, *args):
+  """Starts `python -m mtf_synth` without waiting (for kill tests)."""
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+  return subprocess.Popen(
+      [sys.executable, "-m", "mtf_synth", "--model_dir=%s" % model_dir]
+      + list(args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+      env=env)
+
+
+def checkpoint_digest(model_dir):
+  """Hash of the checkpoints' steps and variable values.
+
+  Restarting on a model_dir re-writes its latest checkpoint with the same
+  values (the saver runs at session start), so bytes of .meta files may
+  change; what must not change is which checkpoints exist and their values.
+  """
+  digest = hashlib.sha256()
+  state = tf.train.get_checkpoint_state(model_dir)
+  paths = list(state.all_model_checkpoint_paths) if state else []
+  digest.update(repr([os.path.basename(p) for p in paths]).encode())
+  for path in paths:
+    reader = tf.train.load_checkpoint(path)
+    for name in sorted(reader.get_variable_to_shape_map()):
+      digest.update(name.encode())
+      digest.update(np.asarray(reader.get_tensor(name)).tobytes())
+  return digest.hexdigest()
+
+
+def scalars(log_dir, tag):
+  """{step: value} of a scalar summary in the event files of log_dir."""
+  values = {}
+  for path in sorted(glob.glob(os.path.join(log_dir, "events.out.tfevents*"))):
+    for event in tf.train.summary_iterator(path):
+      for value in event.summary.value:
+        if value.tag == tag:
+          values[event.step] = value.simple_value
+  return values
