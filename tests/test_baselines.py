@@ -83,8 +83,9 @@ def conv_layer(cls):
 def test_convolution_incremental_decode_equals_full(cls):
   model = make_model([conv_layer(cls), conv_layer(cls)], True)
   prefix = 3
-  out = mtf_harness.run_mtf(lambda mesh: mtf_harness.full_and_incremental_logits(
-      mesh, model, random_ids(), prefix))
+  out = mtf_harness.run_mtf(
+      lambda mesh: mtf_harness.full_and_incremental_logits(
+          mesh, model, random_ids(), prefix))
   full = out["full"][:, prefix:]
   assert full.std() > 0.1
   np.testing.assert_allclose(out["incremental"], full, rtol=1e-4, atol=1e-5)

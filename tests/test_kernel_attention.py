@@ -54,8 +54,9 @@ def random_ids(seed=0, batch=2, length=LENGTH):
 def test_incremental_decode_equals_full_causal(kernel):
   model = make_model([kernel_layer(kernel, causal_chunk_size=4)] * 2, True)
   prefix = 5
-  out = mtf_harness.run_mtf(lambda mesh: mtf_harness.full_and_incremental_logits(
-      mesh, model, random_ids(), prefix))
+  out = mtf_harness.run_mtf(
+      lambda mesh: mtf_harness.full_and_incremental_logits(
+          mesh, model, random_ids(), prefix))
   full = out["full"][:, prefix:]
   assert full.std() > 0.1  # the logits carry signal to compare
   np.testing.assert_allclose(out["incremental"], full, rtol=1e-4, atol=1e-5)
