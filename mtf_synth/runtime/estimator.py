@@ -16,6 +16,7 @@ import types
 import tensorflow as tf2
 import tensorflow.compat.v1 as tf
 
+from mtf_synth.runtime import tpu
 from mtf_synth.runtime import train_loop
 
 SessionRunHook = tf.train.SessionRunHook
@@ -96,6 +97,7 @@ class RunConfig:
     self.save_summary_steps = save_summary_steps
     self.log_step_count_steps = log_step_count_steps
     self.tf_random_seed = tf_random_seed
+    self.master = cluster.master() if cluster is not None else ""
 
 
 class ServingInputReceiver(collections.namedtuple(
@@ -124,6 +126,9 @@ class TPUEstimator:
     self._model_dir = model_dir or self._config.model_dir
     self._params = dict(params or {})
     self._use_tpu = bool(use_tpu)
+    # TPU: one replica per core of the slice (num_cores_per_replica is 1).
+    self._num_replicas = self._config.tpu_config.num_shards
+    self._device_assignment = None  # set by tests to skip TPU initialization
     self._batch_sizes = {ModeKeys.TRAIN: train_batch_size,
                          ModeKeys.EVAL: eval_batch_size,
                          ModeKeys.PREDICT: predict_batch_size}
@@ -152,7 +157,15 @@ class TPUEstimator:
       if isinstance(data, tf2.data.Dataset):  # V1 datasets subclass it too
         data = tf.data.make_one_shot_iterator(data).get_next()
       features, labels = data if isinstance(data, tuple) else (data, None)
-    spec = self._call_model_fn(features, labels, mode, params)
+    if self._use_tpu and mode == ModeKeys.TRAIN:
+      assignment = self._device_assignment or tpu.initialize_system(
+          self._config.master, self._num_replicas)
+      params["context"] = tpu.TPUContext(
+          assignment, self._config.tpu_config.tpu_job_name)
+      spec = tpu.replicated_spec(self._call_model_fn, features, mode, params,
+                                 assignment)
+    else:
+      spec = self._call_model_fn(features, labels, mode, params)
     return spec, features
 
   def _call_model_fn(self, features, labels, mode, params):

@@ -218,7 +218,7 @@ def train(graph, spec, features, model_dir, config, max_steps=None,
   if max_steps is not None:
     hooks.append(tf.train.StopAtStepHook(last_step=max_steps))
   with tf.train.MonitoredTrainingSession(
-      checkpoint_dir=model_dir, scaffold=scaffold, hooks=hooks,
+      master=config.master, checkpoint_dir=model_dir, scaffold=scaffold, hooks=hooks,
       save_checkpoint_secs=None, save_checkpoint_steps=None,
       save_summaries_steps=None, save_summaries_secs=None,
       log_step_count_steps=None,
