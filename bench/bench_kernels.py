@@ -20,6 +20,8 @@ import subprocess
 import sys
 import time
 
+from report import write_section  # bench/report.py
+
 KERNELS = ["rff", "performer", "gmm_rks", "gmm_prf", "fastfood_rks",
            "fastfood_prf", "generative_rks", "generative_prf"]
 VARIANTS = (["softmax", "synthesizer"] + KERNELS
@@ -201,17 +203,6 @@ def markdown(results, args):
   return "\n".join(out) + "\n"
 
 
-def write_section(path, section):
-  """Replaces this benchmark's section of BENCHMARKS.md, or appends it."""
-  text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
-  start = text.find(HEADING)
-  end = text.find("\n## ", start + 1) if start >= 0 else -1
-  before = text[:start] if start >= 0 else text.rstrip("\n") + "\n\n"
-  after = text[end + 1:] if end >= 0 else ""
-  with open(path, "w") as f:
-    f.write(before + section + ("\n" + after if after else ""))
-
-
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--variants", nargs="+", default=VARIANTS)
@@ -236,8 +227,7 @@ def main():
   section = markdown(results, args)
   print(section)
   if args.write:
-    write_section(os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                               "..", "BENCHMARKS.md"), section)
+    write_section(HEADING, section)
 
 
 if __name__ == "__main__":
