@@ -50,7 +50,7 @@ d_kv, n max_length = L here):
   830 MiB, shown separately); the L^2 tensors (B H L^2 per layer for
   vanilla, H n^2 tables plus Adafactor slots for random) dominate the rest.
 - The machine is shared with other engineers' jobs (2 CPU cores, load
-  average 4 during the run): single runs vary by up to 2x (compare the 128
+  average 4 to 6 during the run): single runs vary by up to 2x (compare the 128
   rows); differences under about 1.5x are within noise.
 """
 
