@@ -19,6 +19,8 @@ import subprocess
 import sys
 import time
 
+import report  # bench/report.py: BENCHMARKS.md sections
+
 MODES = ["vanilla", "dense", "random", "fixed_random", "factorized_dense",
          "factorized_random", "random+vanilla", "dense+vanilla",
          "factorized_random+vanilla"]
@@ -164,19 +166,6 @@ def markdown(results, command):
   return "\n".join(out + [NOTES])
 
 
-def write_section(path, section):
-  """Replaces (or appends) this benchmark's section in BENCHMARKS.md."""
-  text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
-  start = text.find(HEADING)
-  if start < 0:
-    text = text.rstrip("\n") + "\n\n" + section
-  else:
-    end = text.find("\n## ", start + len(HEADING))
-    text = text[:start] + section + (text[end:] if end >= 0 else "")
-  with open(path, "w") as f:
-    f.write(text.rstrip("\n") + "\n")
-
-
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--modes", nargs="+", default=MODES)
@@ -204,8 +193,7 @@ def main():
   section = markdown(results, command.strip())
   print(section)
   if args.write:
-    write_section(os.path.join(os.path.dirname(__file__), "..",
-                               "BENCHMARKS.md"), section)
+    report.write_section(HEADING, section)
 
 
 if __name__ == "__main__":
