@@ -8,6 +8,7 @@ the execution engine (the Estimator) that mesh TF and t5 run on.
 """
 
 import importlib.util
+import os
 import sys
 import types
 
@@ -127,6 +128,25 @@ def _decodes_written_as_text():
   utils.write_lines_to_file = write_lines_to_file
 
 
+def _mtf_model_eval_creates_summary_dir():
+  # t5's MtfModel.eval writes <model_dir>/<split>_eval/<task>_targets without
+  # creating the folder: fine on GCS (no folders), an error on local disks.
+  from t5.models import mtf_model
+  evaluate = mtf_model.MtfModel.eval
+  if getattr(evaluate, "_mtf_synth_makedirs", False):
+    return
+
+  def eval_with_summary_dir(self, mixture_or_task_name, *args, **kwargs):
+    import tensorflow as tf
+    split = kwargs.get("split", "validation")
+    tf.io.gfile.makedirs(kwargs.get("summary_dir") or os.path.join(
+        self._model_dir, "{}_eval".format(split)))  # pylint: disable=protected-access
+    return evaluate(self, mixture_or_task_name, *args, **kwargs)
+
+  eval_with_summary_dir._mtf_synth_makedirs = True  # pylint: disable=protected-access
+  mtf_model.MtfModel.eval = eval_with_summary_dir
+
+
 def apply():
   """Applies every patch once; later calls do nothing."""
   global _applied
@@ -139,3 +159,4 @@ def apply():
   _contrib_image()
   _applied = True
   _decodes_written_as_text()
+  _mtf_model_eval_creates_summary_dir()
