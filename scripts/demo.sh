@@ -8,6 +8,7 @@ MODEL_DIR=${1:-runs/demo}
 shift || true
 bash scripts/setup.sh
 . .venv/bin/activate
+mkdir -p "$MODEL_DIR"
 export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 run() { mtf_synth --model_dir="$MODEL_DIR" --gin_file=demo.gin "$@"; }
 filter() { grep -E "step [0-9]+, loss|eval/|mtf_synth: error|decoded" || true; }
