@@ -1,0 +1,156 @@
+"""scripts/tables.py: every table's commands parse (gin validated, nothing
+trained), dry runs print them, reports mark failed cells, re-runs skip
+finished cells."""
+
+import csv
+import json
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir,
+                                "scripts"))
+import tables  # noqa: E402  pylint: disable=g-import-not-at-top
+
+REPO = tables.REPO
+
+
+def commands(table, scale, *extra):
+  args, rest = tables.parse_args([table, "--scale=%s" % scale,
+                                  "--model_dir_root=/tmp/r"] + list(extra))
+  cells = tables.plan(tables.TABLES[table], args, rest)
+  return [s.command() for _, _, steps in cells for s in steps]
+
+
+@pytest.mark.parametrize("table", sorted(tables.TABLES))
+@pytest.mark.parametrize("scale", tables.SCALES)
+def test_every_command_parses(table, scale):
+  """The gin of each command passes mtf_synth's own preflight."""
+  for command in commands(table, scale):
+    tables.check_gin(command[1:])
+
+
+def test_tpu_and_cpu_mesh_commands_parse():
+  for command in commands("synth_mt_lm", "paper", "--rows=random_vanilla",
+                          "--mesh=tpu_2x2"):
+    tables.check_gin(command[1:])
+  for command in commands("synth_mt_lm", "mini", "--rows=dense",
+                          "--mesh=cpu_2x2"):
+    tables.check_gin(command[1:])
+
+
+def test_every_gin_file_is_used_and_exists():
+  used = set()
+  for table in tables.TABLES:
+    for scale in tables.SCALES:
+      for command in commands(table, scale):
+        used |= {a.split("=", 1)[1] for a in command
+                 if a.startswith("--gin_file=tables/")}
+  for path in used:
+    assert os.path.exists(os.path.join(REPO, "gin", path)), path
+  on_disk = {os.path.relpath(os.path.join(d, f), os.path.join(REPO, "gin"))
+             for d, _, fs in os.walk(os.path.join(REPO, "gin", "tables"))
+             for f in fs if f.endswith(".gin")}
+  included = {"tables/mini/sizes.gin", "tables/mini/eval.gin",
+              "tables/synth_glue/tasks/c4_pretrain.gin"}
+  assert on_disk - used - included == set()
+
+
+def test_dry_run_prints_commands_and_passes_flags_through(capsys):
+  tables.main(["synth_mt_lm", "--scale=paper", "--dry_run",
+               "--model_dir_root=/tmp/root", "--tpu=my-tpu",
+               "--gin_param=SynthesizerAttention.num_heads=2"])
+  lines = capsys.readouterr().out.strip().splitlines()
+  assert len(lines) == 9 * 3 * 2  # rows x columns x (train, eval)
+  first = lines[0].split()
+  assert first[:2] == ["mtf_synth", "--model_dir=/tmp/root/paper/"
+                       "synth_mt_lm/transformer/wmt14_ende"]
+  assert "--gin_file=mesh/tpu_2x2.gin" in first
+  assert first[-2:] == ["--tpu=my-tpu",
+                        "--gin_param=SynthesizerAttention.num_heads=2"]
+  assert any("perplexity_eval.gin" in line and "/lm1b " in line + " "
+             for line in lines)
+
+
+def test_glue_fine_tuning_starts_from_pretraining(tmp_path):
+  table = tables.TABLES["synth_glue"]
+  steps = tables.cell_steps(table, "random_vanilla", table.paper[0], "paper",
+                            str(tmp_path))
+  assert [s.name for s in steps] == ["pretrain", "train", "eval"]
+  pretrain_dir = steps[0].model_dir
+  os.makedirs(pretrain_dir)
+  with open(os.path.join(pretrain_dir, "checkpoint"), "w") as f:
+    f.write('model_checkpoint_path: "model.ckpt-524288"\n')
+  tables.resolve_pretrain_steps(steps)
+  assert ("--gin_param=utils.run.init_checkpoint='%s/model.ckpt-524288'"
+          % pretrain_dir) in steps[1].argv
+
+
+def test_published_numbers_are_the_issues():
+  t1 = tables.TABLES["synth_mt_lm"].published
+  assert t1["wmt14_ende"]["bleu"]["random_vanilla"] == 28.47
+  assert t1["wmt14_enfr"]["bleu"]["fixed_random"] == 38.31
+  assert "factorized_random" not in t1["wmt14_ende"]["bleu"]  # blank
+  assert t1["lm1b"]["perplexity"] == {"transformer": 38.21, "random": 40.60,
+                                      "dense": 42.40, "random_vanilla": 40.05}
+  c4 = tables.TABLES["synth_c4"].published["c4"]
+  assert c4["steps_per_sec"]["dynamic_conv"] == 2.65
+  assert c4["loss"]["dense_vanilla"] == 1.832
+  lra = tables.TABLES["kernel_lra"].published
+  assert lra["lra_pathfinder"]["accuracy"]["performer"] == 77.05
+  assert lra["lra_listops"]["accuracy"]["synthesizer"] == 36.99
+  assert "gmm_prf" not in lra["lra_text"]["accuracy"]
+
+
+def fake_step(model_dir, ok):
+  step = tables.Step("train", model_dir, [])
+  step.command = lambda: [sys.executable, "-c",
+                          "import sys; print('mtf_synth: error: boom'); "
+                          "sys.exit(%d)" % (0 if ok else 2)]
+  return step
+
+
+def test_failed_cell_is_reported_and_rerun_skips_finished(tmp_path,
+                                                          monkeypatch):
+  table = tables.TABLES["synth_c4"]
+  column = table.mini[0]
+  failed = tables.run_cell(table, "dense", column,
+                           [fake_step(str(tmp_path / "a"), ok=False)],
+                           log=lambda _: None)
+  assert failed["status"] == "failed"
+  assert "boom" in failed["error"]
+  # A finished cell: its result.json says ok; re-running runs nothing.
+  done_dir = tmp_path / "b"
+  done_dir.mkdir()
+  (done_dir / "result.json").write_text(json.dumps(
+      {"status": "ok", "metrics": {"loss": 1.5, "steps_per_sec": 3.0}}))
+  monkeypatch.setattr(tables, "collect_metrics",
+                      lambda c, d: {"loss": 1.5, "steps_per_sec": 3.0})
+  monkeypatch.setattr(tables.subprocess, "call", None)  # must not be called
+  done = tables.run_cell(table, "random", column,
+                         [fake_step(str(done_dir), ok=True)],
+                         log=lambda _: None)
+  assert done["status"] == "ok"
+
+  results = {("dense", column.name): failed,
+             ("random", column.name): done}
+  base = tables.write_report(table, "mini", results, str(tmp_path / "out"),
+                             [["mtf_synth", "--x"]])
+  text = open(base + ".md").read()
+  dense = [l for l in text.splitlines() if l.startswith("| Synthesizer (D) |")]
+  assert dense == ["| Synthesizer (D) |  |  | failed | 1.965 | 3.61 |"]
+  assert "- dense/demo_train: mtf_synth: error: boom" in text
+  assert "| Synthesizer (R) | 1.5 | 3 | ok | 1.972 | 4.26 |" in text
+  with open(base + ".csv") as f:
+    records = list(csv.DictReader(f))
+  assert {"ours (mini)", "paper"} == {r["source"] for r in records}
+  assert os.path.getsize(base + ".png") > 1000
+
+
+def test_shell_scripts_are_thin():
+  for table in tables.TABLES:
+    path = os.path.join(REPO, "scripts", "reproduce_%s.sh" % table)
+    text = open(path).read()
+    assert os.access(path, os.X_OK)
+    assert "exec python scripts/tables.py %s " % table in text
