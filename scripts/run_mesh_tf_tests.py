@@ -4,7 +4,7 @@
 Each test file runs in its own process (they call disable_v2_behavior() at
 import) with `import mtf_synth` first. Prints one line per file and the
 totals; exits non-zero if any test failed.
-Usage: python scripts/run_mesh_tf_tests.py [FILTER]
+Usage: python scripts/run_mesh_tf_tests.py [FILTER]  (scripts/mesh_tf_tests.sh sets up first)
 """
 
 import argparse

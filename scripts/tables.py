@@ -426,7 +426,10 @@ def run_cell(table, row, column, steps, log=print):
     log_path = os.path.join(model_dir, "%s.log" % step.name)
     log("  %s/%s: %s (log: %s)" % (row, column.name, step.name, log_path))
     with open(log_path, "w") as log_file:
-      code = subprocess.call(command, stdout=log_file,
+      # `python -m mtf_synth`: works without the venv's bin/ on PATH.
+      runnable = ([sys.executable, "-m", "mtf_synth"] + command[1:]
+                  if command[0] == "mtf_synth" else command)
+      code = subprocess.call(runnable, stdout=log_file,
                              stderr=subprocess.STDOUT, env=env, cwd=REPO)
     if code != 0:
       with open(log_path) as f:
