@@ -191,7 +191,7 @@ def train(graph, spec, features, model_dir, config, max_steps=None,
 
   Resumes from the latest checkpoint in model_dir (same global step,
   optimizer slots; the data position is restored by the input_fn, see
-  `run.skip_seen_data` in gin/defaults.gin).
+  `utils.run.skip_seen_data` in gin/runtime/defaults.gin).
   """
   settings = train_loop_settings()
   increment_global_step_last(spec.train_op)
@@ -218,7 +218,8 @@ def train(graph, spec, features, model_dir, config, max_steps=None,
   if max_steps is not None:
     hooks.append(tf.train.StopAtStepHook(last_step=max_steps))
   with tf.train.MonitoredTrainingSession(
-      master=config.master, checkpoint_dir=model_dir, scaffold=scaffold, hooks=hooks,
+      master=config.master, checkpoint_dir=model_dir, scaffold=scaffold,
+      hooks=hooks,
       save_checkpoint_secs=None, save_checkpoint_steps=None,
       save_summaries_steps=None, save_summaries_secs=None,
       log_step_count_steps=None,
