@@ -35,8 +35,9 @@ def test_files(name_filter):
   root = os.path.dirname(mesh_tensorflow.__file__)
   for folder, _, files in sorted(os.walk(root)):
     for name in sorted(files):
-      if name.endswith("_test.py") and name_filter in name:
-        yield os.path.join(folder, name)
+      path = os.path.join(folder, name)
+      if name.endswith("_test.py") and name_filter in path:
+        yield path
 
 
 def main():
