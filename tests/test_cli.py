@@ -13,8 +13,6 @@ import tensorflow.compat.v1 as tf
 from cli_runner import T5_TINY_ON_DEMO, checkpoint_digest, mtf_synth
 from cli_runner import scalars, start_mtf_synth
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture(scope="module")
 def trained_dir(tmp_path_factory):
