@@ -90,7 +90,8 @@ def mini_column(name, model, label, evaluation, metrics, **kwargs):
 
 SEQ2SEQ = ("sequence_accuracy", "mean_edit")
 MINI_DEMO = mini_column("demo", "transformer_base", "demo (reverse/sort)",
-                        "decode", SEQ2SEQ)
+                        "decode", SEQ2SEQ + ("exact_match:reverse",
+                                             "exact_match:sort"))
 MINI_LM = mini_column("lm", "lm_base", "generated LM", "perplexity",
                       ("perplexity",))
 MINI_COPY = mini_column("copy", "transformer_base", "copy", "decode", SEQ2SEQ)
@@ -384,10 +385,35 @@ def metric_value(metric, column, scalars):
   return sum(values) / len(values) if values else None
 
 
+def exact_match_by_prefix(prefix, column, model_dir):
+  """Exact-match % of the last decodes whose input starts with `prefix:`.
+
+  Splits a mixed task's score by its parts (e.g. reverse, which needs only
+  positions, vs sort, which needs content), from the text files the decode
+  eval writes beside its events.
+  """
+  folder = os.path.join(model_dir, "%s_eval" % column.split)
+  predictions = sorted(glob.glob(os.path.join(folder, "*_predictions")),
+                       key=lambda p: int(p.rsplit("_", 2)[-2]))
+  if not predictions:
+    return None
+  task = os.path.basename(predictions[-1]).rsplit("_", 2)[0]
+  lines = []
+  for path in (os.path.join(folder, task + "_inputs"),
+               os.path.join(folder, task + "_targets"), predictions[-1]):
+    with open(path) as f:
+      lines.append(f.read().splitlines())
+  hits = [t.strip() == p.strip() for i, t, p in zip(*lines)
+          if i.startswith(prefix + ":")]
+  return 100.0 * sum(hits) / len(hits) if hits else None
+
+
 def collect_metrics(column, model_dir):
   """{metric: value} of a finished cell: the column's, and the train loss."""
   scalars = read_scalars(model_dir)
-  metrics = {m: metric_value(m, column, scalars) for m in column.metrics}
+  metrics = {m: (exact_match_by_prefix(m.split(":", 1)[1], column, model_dir)
+                 if m.startswith("exact_match:") else
+                 metric_value(m, column, scalars)) for m in column.metrics}
   metrics.setdefault("loss", metric_value("loss", column, scalars))
   return metrics
 
@@ -623,6 +649,9 @@ def parse_args(argv):
                       help="print the exact commands, run nothing")
   parser.add_argument("--check_gin", action="store_true",
                       help="parse every command's gin (no training)")
+  parser.add_argument("--report_only", action="store_true",
+                      help="write the table from the finished cells, run "
+                      "nothing")
   args, extra = parser.parse_known_args(argv)
   if args.mesh is None:
     tpu = any(a.startswith("--tpu=") or a == "--tpu" for a in extra)
@@ -673,7 +702,7 @@ def main(argv=None):
   print("%s, %s scale: %d cells in %s" % (table.title, args.scale, len(cells),
                                           args.model_dir_root), flush=True)
   results = {}
-  for row, column, steps in cells:
+  for row, column, steps in ([] if args.report_only else cells):
     results[(row, column.name)] = run_cell(
         table, row, column, steps, log=lambda s: print(s, flush=True))
   # Cells not selected this time but finished earlier still go in the table.
@@ -681,8 +710,11 @@ def main(argv=None):
     for column in table.columns(args.scale):
       model_dir = os.path.join(args.model_dir_root, args.scale, table.name,
                                row, column.name)
-      if (row, column.name) not in results and load_result(model_dir):
-        results[(row, column.name)] = load_result(model_dir)
+      done = load_result(model_dir)
+      if (row, column.name) not in results and done:
+        if done.get("status") == "ok":
+          done["metrics"] = collect_metrics(column, model_dir)
+        results[(row, column.name)] = done
   base = write_report(table, args.scale, results, args.results_dir, commands)
   print("wrote %s.{md,csv,png,commands.sh}" % base)
   failed = [k for k, r in results.items() if r.get("status") != "ok"]

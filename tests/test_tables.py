@@ -154,3 +154,16 @@ def test_shell_scripts_are_thin():
     text = open(path).read()
     assert os.access(path, os.X_OK)
     assert "exec python scripts/tables.py %s " % table in text
+
+
+def test_exact_match_by_prefix_splits_a_mixed_task(tmp_path):
+  folder = tmp_path / "validation_eval"
+  folder.mkdir()
+  (folder / "demo_inputs").write_text("reverse: a b\nsort: b a\nsort: c a\n")
+  (folder / "demo_targets").write_text("b a\na b\na c\n")
+  (folder / "demo_100_predictions").write_text("x\na b\na a\n")
+  (folder / "demo_200_predictions").write_text("b a\na b\na a\n")
+  column = tables.MINI_DEMO
+  assert tables.exact_match_by_prefix("reverse", column, str(tmp_path)) == 100
+  assert tables.exact_match_by_prefix("sort", column, str(tmp_path)) == 50
+  assert tables.exact_match_by_prefix("copy", column, str(tmp_path)) is None

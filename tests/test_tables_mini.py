@@ -47,7 +47,10 @@ def test_mini_row_end_to_end(tmp_path):
   with open(results / "synth_mt_lm.csv") as f:
     ours = [r for r in csv.DictReader(f) if r["source"] == "ours (mini)"
             and r["row"] == "random_vanilla" and r["column"] == "demo"]
-  assert {r["metric"] for r in ours} == {"sequence_accuracy", "mean_edit"}
+  assert {r["metric"] for r in ours} == {
+      "sequence_accuracy", "mean_edit", "exact_match:reverse",
+      "exact_match:sort"}
+  assert all(r["value"] != "" for r in ours)
   assert (results / "synth_mt_lm.png").stat().st_size > 1000
   assert "utils.run.train_steps=100" in (
       results / "synth_mt_lm.commands.sh").read_text()
