@@ -75,6 +75,23 @@ def test_infer_from_file_writes_text(trained_dir, tmp_path):
   assert not any(line.startswith("b'") for line in lines)
 
 
+def test_export_infer_writes_a_servable_saved_model(trained_dir, tmp_path):
+  result = mtf_synth(
+      trained_dir, *T5_TINY_ON_DEMO,
+      "--gin_param=utils.run.mode='export_infer'",
+      "--gin_param=utils.run.export_path='%s'" % tmp_path,
+      "--gin_param=Bitransformer.decode.max_decode_length=16")
+  assert result.returncode == 0, result.stderr[-3000:]
+  (export_dir,) = glob.glob(str(tmp_path / "*"))
+  with tf.Graph().as_default(), tf.Session() as session:
+    meta_graph = tf.saved_model.loader.load(session, ["serve"], export_dir)
+    signature = meta_graph.signature_def["serving_default"]
+    outputs = session.run(
+        signature.outputs["outputs"].name,
+        {signature.inputs["inputs"].name: ["reverse: a b", "sort: b a"]})
+  assert outputs.shape == (2,) and outputs.dtype == object
+
+
 def test_bi_v1_made_small_trains(tmp_path):
   result = mtf_synth(
       str(tmp_path), "--gin_file=dataset.gin", "--gin_file=models/bi_v1.gin",

@@ -294,18 +294,22 @@ def export(graph, spec, receiver, checkpoint_path, export_dir_base, as_text,
            config):
   """Writes a SavedModel with a serving_default predict signature."""
   scaffold = _scaffold(spec)
-  scaffold.finalize()
+  # Not scaffold.finalize(): it freezes the graph the builder still adds to.
+  saver = scaffold.saver or tf.train.Saver(sharded=True)
+  local_init_op = (scaffold.local_init_op or
+                   tf.train.Scaffold.default_local_init_op())
   export_dir = os.path.join(export_dir_base, str(int(time.time())))
   builder = tf.saved_model.Builder(export_dir)
   signature = tf.saved_model.predict_signature_def(
       inputs=receiver.receiver_tensors, outputs=spec.predictions)
   with tf.Session(graph=graph,
                   config=session_config(graph, config.session_config)) as sess:
-    scaffold.saver.restore(sess, checkpoint_path)
-    sess.run(scaffold.local_init_op)
+    saver.restore(sess, checkpoint_path)
+    sess.run(local_init_op)
     builder.add_meta_graph_and_variables(
         sess, [tf.saved_model.tag_constants.SERVING],
         signature_def_map={"serving_default": signature},
-        main_op=scaffold.local_init_op, strip_default_attrs=True)
+        main_op=local_init_op, strip_default_attrs=True,
+        clear_devices=True)  # servable without the mesh's virtual devices
   builder.save(as_text=as_text)
   return export_dir.encode("utf-8")
