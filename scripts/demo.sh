@@ -6,12 +6,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL_DIR=${1:-runs/demo}
 shift || true
-bash scripts/setup.sh
-. .venv/bin/activate
 mkdir -p "$MODEL_DIR"
+echo "== installing into .venv (log: $MODEL_DIR.setup.log)"
+bash scripts/setup.sh > "$MODEL_DIR.setup.log" 2>&1 || {
+  tail -20 "$MODEL_DIR.setup.log"; exit 1; }
+. .venv/bin/activate
 export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 run() { mtf_synth --model_dir="$MODEL_DIR" --gin_file=demo.gin "$@"; }
-filter() { grep -E "step [0-9]+, loss|eval/|mtf_synth: error|decoded" || true; }
+filter() { grep -E "^INFO:tensorflow:(step [0-9]+, loss|eval/)|mtf_synth: error" \
+  | sed 's/^INFO:tensorflow://' || true; }
 
 echo "== training (log: $MODEL_DIR.train.log)"
 run "$@" 2>&1 | tee "$MODEL_DIR.train.log" | filter
