@@ -87,7 +87,9 @@ class _ProgressHook(tf.train.SessionRunHook):
   """Stops on a non-finite loss; logs and summarizes progress every K steps.
 
   Placed first among the hooks so that a NaN step raises before any
-  checkpoint saver sees it: the last checkpoint on disk stays the last good one.
+  checkpoint saver sees it: nothing from that step on is saved. (A checkpoint
+  saved at the step just before holds the weights that gave the NaN loss;
+  the message names the latest checkpoint so the user can pick an earlier.)
   """
 
   def __init__(self, loss, model_dir, every_steps, max_steps, tokens_per_step):
@@ -118,9 +120,9 @@ class _ProgressHook(tf.train.SessionRunHook):
     loss = float(run_values.results)
     if not math.isfinite(loss):
       raise NonFiniteLossError(
-          "loss is %s at step %d; training stopped and the last good "
-          "checkpoint in %s is kept: lower the learning rate or check the "
-          "data" % (loss, step, self._model_dir))
+          "loss is %s at step %d; training stopped before saving it (latest "
+          "checkpoint: %s): lower the learning rate or check the data" %
+          (loss, step, tf.train.latest_checkpoint(self._model_dir)))
     if step % self._every_steps and step != self._max_steps:
       return
     now = time.time()
