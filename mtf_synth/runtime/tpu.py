@@ -1,7 +1,9 @@
 """The TPU side of the Estimator: device assignment and a replicated step.
 
 Untested on TPU hardware (none is reachable here); the graph construction is
-covered by tests/test_runtime_tpu.py with a synthetic 2x2 topology.
+covered by tests/test_runtime_tpu.py with a synthetic 2x2 slice. Only
+training is replicated on the TPU; evaluation, decoding and export build the
+model without params["context"], which mesh TF places on the host CPU.
 """
 
 import tensorflow.compat.v1 as tf
