@@ -13,9 +13,13 @@ setuptools.setup(
     description=("Synthesizer and learned-kernel attention as Mesh TensorFlow "
                  "layers in the T5 stack, on modern TensorFlow."),
     packages=setuptools.find_packages(include=["mtf_synth", "mtf_synth.*",
-                                               "tasks", "tasks.*"]),
-    package_data={"mtf_synth": ["gin/*.gin", "gin/**/*.gin"]},
-    include_package_data=True,
+                                               "tasks", "tasks.*"])
+    + ["mtf_synth.gin"],
+    # The repository's gin/ is installed as mtf_synth/gin (the command
+    # line's search path; a top-level `gin` would shadow gin-config).
+    package_dir={"mtf_synth.gin": "gin"},
+    package_data={"mtf_synth.gin": ["*.gin", "*/*.gin", "*/*/*.gin",
+                                    "*/*/*/*.gin"]},
     python_requires=">=3.10",
     install_requires=[
         "tensorflow==2.21.0",
