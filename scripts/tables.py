@@ -214,7 +214,9 @@ TABLES = {t.name: t for t in (
                                  ("accuracy",), split="test")
                     for name, label in (("ag_news", "AG News"),
                                         ("imdb", "IMDb"))),
-        mini=(mini_sparsity("encoder_classifier")[1], MINI_LISTOPS)),
+        mini=tuple(dataclasses.replace(c, gin=c.gin + (
+            "tables/mini/unpacked.gin",)) for c in (
+                mini_sparsity("encoder_classifier")[1], MINI_LISTOPS))),
     Table(
         "synth_ablations",
         "Synthesizer ablations: heads, factorization sizes, fixed vs "
