@@ -23,25 +23,32 @@ T5_TINY_ON_DEMO = [
 ]
 
 
-def mtf_synth(model_dir, *args, timeout=600):
-  """Runs `python -m mtf_synth`; returns the CompletedProcess."""
+def _command(model_dir, args):
+  return ([sys.executable, "-m", "mtf_synth", "--model_dir=%s" % model_dir]
+          + list(args))
+
+
+def _environment():
+  """Test-only task modules importable; errors as one line, not tracebacks."""
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
              PYTHONPATH=TESTS_DIR + os.pathsep + os.environ.get(
                  "PYTHONPATH", ""))
   env.pop("MTF_SYNTH_TRACEBACK", None)
-  return subprocess.run(
-      [sys.executable, "-m", "mtf_synth", "--model_dir=%s" % model_dir]
-      + list(args), capture_output=True, text=True, env=env,
-      timeout=timeout, check=False)
+  return env
+
+
+def mtf_synth(model_dir, *args, timeout=600):
+  """Runs `python -m mtf_synth`; returns the CompletedProcess."""
+  return subprocess.run(_command(model_dir, args), capture_output=True,
+                        text=True, env=_environment(), timeout=timeout,
+                        check=False)
 
 
 def start_mtf_synth(model_dir, *args):
   """Starts `python -m mtf_synth` without waiting (for kill tests)."""
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-  return subprocess.Popen(
-      [sys.executable, "-m", "mtf_synth", "--model_dir=%s" % model_dir]
-      + list(args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-      env=env)
+  return subprocess.Popen(_command(model_dir, args),
+                          stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL, env=_environment())
 
 
 def checkpoint_digest(model_dir):
