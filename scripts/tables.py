@@ -14,7 +14,9 @@ Markdown, CSV and a matplotlib plot beside the papers' published numbers.
 
 Unknown flags (--tpu=..., --gin_param=..., ...) go to every mtf_synth call.
 A cell whose result.json says "ok" is skipped on re-runs; a failed cell is
-reported as failed and the others go on. scripts/reproduce_TABLE.sh calls
+reported as failed and the others go on. A finished cell whose commands or gin
+files (includes followed) have changed since is reported as stale, not
+silently reused: its folder is kept, and deleting it re-runs the cell. scripts/reproduce_TABLE.sh calls
 this file; the shell scripts hold no logic.
 """
 
@@ -22,10 +24,13 @@ import argparse
 import csv
 import dataclasses
 import glob
+import hashlib
+import importlib.util
 import json
 import logging
 import math
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -322,6 +327,43 @@ def cell_steps(table, row, column, scale, model_dir_root, mesh=None,
   return steps
 
 
+def gin_search_dirs():
+  """The command line's gin search path, found without importing TF."""
+  t5_dir = os.path.dirname(importlib.util.find_spec("t5").origin)
+  return [os.path.join(REPO, "gin"), os.path.join(t5_dir, "models", "gin")]
+
+
+_GIN_INCLUDE = re.compile(r"^\s*include\s+['\"]([^'\"]+)['\"]", re.M)
+
+
+def gin_texts(files, search_dirs):
+  """{name: text} of the gin `files` and of every file they include."""
+  texts = {}
+  pending = list(files)
+  while pending:
+    name = pending.pop()
+    found = [os.path.join(d, name) for d in search_dirs
+             if os.path.isfile(os.path.join(d, name))]
+    if found and name not in texts:
+      with open(found[0]) as f:
+        texts[name] = f.read()
+      pending += _GIN_INCLUDE.findall(texts[name])
+  return texts
+
+
+def cell_fingerprint(steps):
+  """Hash of what decides a cell's result: its commands and gin texts."""
+  digest = hashlib.sha256()
+  search_dirs = gin_search_dirs()
+  for step in steps:
+    digest.update(shlex.join(step.command()).encode())
+    files = [a.split("=", 1)[1] for a in step.argv
+             if a.startswith("--gin_file=")]
+    for name, text in sorted(gin_texts(files, search_dirs).items()):
+      digest.update(("\0%s\0%s" % (name, text)).encode())
+  return digest.hexdigest()[:16]
+
+
 def resolve_pretrain_steps(steps):
   """Fills the pre-training checkpoint name in once its run has finished."""
   pretrain = [s for s in steps if s.name == "pretrain"]
@@ -439,15 +481,23 @@ def load_result(model_dir):
 def run_cell(table, row, column, steps, log=print):
   """Runs a cell's steps unless result.json says it finished; returns it."""
   model_dir = steps[-1].model_dir
+  fingerprint = cell_fingerprint(steps)  # before pretrain paths are resolved
   done = load_result(model_dir)
   if done and done.get("status") == "ok":
+    if done.get("fingerprint", fingerprint) != fingerprint:
+      done.update(status="stale", error=(
+          "finished with other commands or gin files than these; delete %s "
+          "(or pass another --model_dir_root) to run it again" % model_dir))
+      log("  %s/%s: stale: %s" % (row, column.name, done["error"]))
+      return done
     log("  %s/%s: finished before, skipped" % (row, column.name))
     done["metrics"] = collect_metrics(column, model_dir)  # current extraction
     return done
   os.makedirs(model_dir, exist_ok=True)
   started = time.time()
   result = {"table": table.name, "row": row, "column": column.name,
-            "status": "ok", "metrics": {}, "commands": []}
+            "status": "ok", "metrics": {}, "commands": [],
+            "fingerprint": fingerprint}
   env = dict(os.environ)
   env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   for step in steps:
@@ -543,9 +593,9 @@ def markdown(table, scale, results, commands_file):
                 table.name, scale, os.path.basename(commands_file),
                 ", ".join(LOWER_IS_BETTER))]
   errors = [(k, r["error"]) for k, r in sorted(results.items())
-            if r.get("status") == "failed"]
+            if r.get("status") != "ok" and r.get("error")]
   if errors:
-    lines += ["", "Failed cells:"] + ["- %s/%s: %s" % (k[0], k[1], e)
+    lines += ["", "Failed or stale cells:"] + ["- %s/%s: %s" % (k[0], k[1], e)
                                       for k, e in errors]
   return "\n".join(lines) + "\n"
 

@@ -167,3 +167,40 @@ def test_exact_match_by_prefix_splits_a_mixed_task(tmp_path):
   assert tables.exact_match_by_prefix("reverse", column, str(tmp_path)) == 100
   assert tables.exact_match_by_prefix("sort", column, str(tmp_path)) == 50
   assert tables.exact_match_by_prefix("copy", column, str(tmp_path)) is None
+
+
+def test_finished_cell_with_changed_gin_is_stale_not_reused(tmp_path,
+                                                            monkeypatch):
+  gin_dir = tmp_path / "gin"
+  gin_dir.mkdir()
+  (gin_dir / "row.gin").write_text("include 'sizes.gin'\nd_model = 8\n")
+  (gin_dir / "sizes.gin").write_text("num_layers = 2\n")
+  monkeypatch.setattr(tables, "gin_search_dirs", lambda: [str(gin_dir)])
+  model_dir = str(tmp_path / "cell")
+
+  def steps(*params):
+    return [tables.Step("train", model_dir,
+                        tables.gin_args(["row.gin"], params))]
+
+  first = tables.cell_fingerprint(steps())
+  assert tables.cell_fingerprint(steps()) == first
+  assert tables.cell_fingerprint(steps("num_heads=2")) != first
+  (gin_dir / "sizes.gin").write_text("num_layers = 3\n")  # an included file
+  changed = tables.cell_fingerprint(steps())
+  assert changed != first
+
+  os.makedirs(model_dir)
+  with open(tables.result_path(model_dir), "w") as f:
+    json.dump({"status": "ok", "metrics": {"loss": 1.0},
+               "fingerprint": first}, f)
+  monkeypatch.setattr(tables.subprocess, "call", None)  # must not be called
+  table = tables.TABLES["synth_c4"]
+  stale = tables.run_cell(table, "random", table.mini[0], steps(),
+                          log=lambda _: None)
+  assert stale["status"] == "stale"
+  assert model_dir in stale["error"]
+  assert os.path.exists(tables.result_path(model_dir))  # nothing deleted
+  monkeypatch.setattr(tables, "collect_metrics", lambda c, d: {"loss": 1.0})
+  (gin_dir / "sizes.gin").write_text("num_layers = 2\n")  # back as it ran
+  assert tables.run_cell(table, "random", table.mini[0], steps(),
+                         log=lambda _: None)["status"] == "ok"
