@@ -11,7 +11,7 @@ text, scored with t5's `accuracy`:
 - lra_image: CIFAR-10 (TFDS) in grayscale as a sequence of 1024 pixel bytes.
 - lra_pathfinder: LRA's pathfinder32 images from a user folder;
   lra_pathfinder_generated: a simplified generator (see `pathfinder_example`).
-- kernel_sparsity_{k}of1024: the sum mod 10 of k digits hidden among 1024
+- kernel_sparsity_{k}of1024: the rounded mean of k digits hidden among 1024
   letters, so the ideal attention's density is k/1024 (our definition: the
   paper's generator is not published with its code).
 Pixel images become byte strings, so ByteVocabulary ids are pixel value + 3.

@@ -117,12 +117,19 @@ def test_lm_task_is_targets_only_through_the_lm_converter():
 @pytest.mark.parametrize("name,length,relevant", [
     ("mtf_synth_sparsity_2of64", 64, 2), ("mtf_synth_sparsity_32of64", 64, 32),
     ("kernel_sparsity_8of1024", 1024, 8)])
-def test_sparsity_targets_sum_the_hidden_digits(name, length, relevant):
-  for ex in _examples(name, "validation", limit=20):
+def test_sparsity_targets_are_the_rounded_mean_of_hidden_digits(
+    name, length, relevant):
+  answers = []
+  for ex in _examples(name, "validation", limit=200):
     text = _text(ex, "inputs")
     digits = [int(c) for c in text if c.isdigit()]
     assert len(text) == length and len(digits) == relevant
-    assert _text(ex, "targets") == str(sum(digits) % 10)
+    mean = sum(digits) / relevant
+    answer = int(_text(ex, "targets"))
+    assert abs(answer - mean) <= 0.5 and (answer - mean != -0.5)  # half up
+    answers.append(answer)
+  # No answer dominates: a constant guess scores little at every density.
+  assert max(answers.count(a) for a in set(answers)) <= 0.25 * len(answers)
 
 
 def test_streamed_tasks_are_deterministic_per_split():
