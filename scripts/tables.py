@@ -638,7 +638,7 @@ def write_report(table, scale, results, results_dir, commands):
   with open(base + ".commands.sh", "w") as f:
     f.write("# Commands of scripts/reproduce_%s.sh --scale=%s, in order.\n"
             % (table.name, scale))
-    f.write("".join(shlex.join(c) + "\n" for c in commands))
+    f.write("".join(c + "\n" for c in commands))
   with open(base + ".md", "w") as f:
     f.write(markdown(table, scale, results, base + ".commands.sh"))
   records = report_rows(table, scale, results)
@@ -770,7 +770,13 @@ def main(argv=None):
         if done.get("status") == "ok":
           done["metrics"] = collect_metrics(column, model_dir)
         results[(row, column.name)] = done
-  base = write_report(table, args.scale, results, args.results_dir, commands)
+  # Each cell's commands as it ran (result.json), else as planned now.
+  planned = {(row, column.name): [shlex.join(s.command()) for s in steps]
+             for row, column, steps in cells}
+  ran = [line for row, _ in table.rows for column in table.columns(args.scale)
+         for line in ((results.get((row, column.name)) or {}).get("commands")
+                      or planned.get((row, column.name), []))]
+  base = write_report(table, args.scale, results, args.results_dir, ran)
   print("wrote %s.{md,csv,png,commands.sh}" % base)
   failed = [k for k, r in results.items() if r.get("status") != "ok"]
   print("%d cells, %d failed" % (len(results), len(failed)))

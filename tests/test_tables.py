@@ -136,7 +136,7 @@ def test_failed_cell_is_reported_and_rerun_skips_finished(tmp_path,
   results = {("dense", column.name): failed,
              ("random", column.name): done}
   base = tables.write_report(table, "mini", results, str(tmp_path / "out"),
-                             [["mtf_synth", "--x"]])
+                             ["mtf_synth --x"])
   text = open(base + ".md").read()
   dense = [l for l in text.splitlines() if l.startswith("| Synthesizer (D) |")]
   assert dense == ["| Synthesizer (D) |  |  | failed | 1.965 | 3.61 |"]
