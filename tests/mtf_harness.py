@@ -158,6 +158,38 @@ def full_and_incremental_logits(mesh, model, ids, prefix_length):
   return {"full": full, "incremental": mtf.stack(steps, step_dim.name, axis=1)}
 
 
+def beam_search_incremental_and_full(mesh, model, length, batch=2, beam=3,
+                                     alpha=0.6):
+  """Beam search of a decoder-only `model`, twice: as mesh TF decodes it
+  (first_part pass, then incremental states reordered across beams), and
+  with each step's logits recomputed from the whole sequence so far.
+
+  Both run mesh TF's beam search; only how a step's logits are computed
+  differs, so the decodes must be equal. Returns mtf Tensors
+  {"incremental": [batch, length], "full": [batch, length]} (best beams).
+  """
+  from mesh_tensorflow import beam_search  # pylint: disable=g-import-not-at-top
+  from mesh_tensorflow.transformer import transformer  # pylint: disable=g-import-not-at-top
+  beam_dim = mtf.Dimension("beam", beam)
+  length_dim = mtf.Dimension("length", length)
+  zeros = mtf.zeros(mesh, mtf.Shape([mtf.Dimension("batch", batch), beam_dim,
+                                     length_dim]), tf.int32)
+  decode_length = mtf.constant(mesh, length_dim.size, dtype=tf.int32)
+  incremental = model.beam_search(zeros, decode_length, alpha=alpha)
+
+  def full_logits(step_num, ids, states):
+    logits = model.call_simple(transformer.autoregressive_inputs(ids), None,
+                               compute_loss=False, mode="eval")[0]
+    return mtf.to_float(mtf.gather(logits, step_num, length_dim)), states
+
+  beams, _ = beam_search.beam_search(
+      full_logits, zeros, alpha, states=[], decode_length=decode_length,
+      use_tpu=True, dtype=tf.float32)
+  best = mtf.constant(mesh, 0, dtype=tf.int32)
+  return {"incremental": incremental,
+          "full": mtf.gather(beams, best, beam_dim)}
+
+
 def make_layer_stack(layers):
   """A LayerStack with mesh TF's default sublayers, without parsing gin."""
   from mesh_tensorflow.transformer import transformer  # pylint: disable=g-import-not-at-top

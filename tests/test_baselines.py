@@ -8,6 +8,7 @@ import tensorflow.compat.v1 as tf
 
 import mtf_synth
 from mtf_synth.attention import baselines
+from test_kernel_attention import LENGTH
 from test_kernel_attention import logits_of
 from test_kernel_attention import make_model
 from test_kernel_attention import random_ids
@@ -89,6 +90,16 @@ def test_convolution_incremental_decode_equals_full(cls):
   full = out["full"][:, prefix:]
   assert full.std() > 0.1
   np.testing.assert_allclose(out["incremental"], full, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("cls", CONVOLUTIONS)
+def test_convolution_beam_search_incremental_equals_full_recompute(cls):
+  model = make_model([conv_layer(cls), conv_layer(cls)], True)
+  out = mtf_harness.run_mtf(
+      lambda mesh: mtf_harness.beam_search_incremental_and_full(
+          mesh, model, LENGTH))
+  np.testing.assert_array_equal(out["incremental"], out["full"])
+  assert len(np.unique(out["full"])) > 1
 
 
 def run_logits(model, ids):
