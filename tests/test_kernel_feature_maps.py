@@ -52,7 +52,8 @@ def np_trigonometric(projections, smoothing):
 
 def np_positive(u, x, coefficient):
   sq = np.sum(x ** 2, -1, keepdims=True)
-  return np.exp(u - coefficient * sq) / math.sqrt(u.shape[-1])
+  log_features = u - coefficient * sq - 0.5 * math.log(u.shape[-1])
+  return np.exp(np.minimum(log_features, fm.MAX_LOG_POSITIVE_FEATURE))
 
 
 def np_sylvester(d):
@@ -203,6 +204,23 @@ def test_positive_features_are_positive(kernel, rng):
   features_fn, tensors, kwargs, _ = reference_case(kernel, rng)
   x = 3.0 * rng.randn(N, HEADS, D)  # large inputs: the exp's small end
   assert (run_feature_map(features_fn, x, tensors, **kwargs) > 0).all()
+
+
+# Frequencies without a bound (generative's pass through tanh): grown 1000x,
+# as a diverging learned mean or FastFood scale would, exp(x . omega) would
+# overflow float32.
+@pytest.mark.parametrize("kernel,grown", [("performer", "noise"),
+                                          ("gmm_prf", "mean"),
+                                          ("fastfood_prf", "scale")])
+def test_positive_features_of_huge_frequencies_are_capped(kernel, grown, rng):
+  features_fn, tensors, kwargs, reference = reference_case(kernel, rng)
+  array, names = tensors[grown]
+  tensors[grown] = (1000.0 * array, names)
+  got = run_feature_map(features_fn, rng.randn(N, HEADS, D), tensors,
+                        **kwargs)
+  assert np.isfinite(got).all()
+  cap = math.exp(fm.MAX_LOG_POSITIVE_FEATURE)
+  assert got.max() == pytest.approx(cap, rel=1e-5)  # the cap was reached
 
 
 def test_walsh_hadamard_is_sylvester(rng):

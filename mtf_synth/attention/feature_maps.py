@@ -31,7 +31,10 @@ draws are renewed. With m random frequencies omega_1..m:
 
 Trigonometric (rks) maps append a constant `smoothing` feature, so the kernel
 estimate is k + smoothing^2 and the attention normaliser stays away from 0;
-positive (prf, performer) maps are positive by construction. For gmm_rks the
+positive (prf, performer) maps are positive by construction, and their log is
+capped at MAX_LOG_POSITIVE_FEATURE, so a learned frequency that grows large
+cannot overflow float32 (exp(60) products summed over a sequence stay
+finite); below the cap the features are exact. For gmm_rks the
 1/sqrt(2m) normalisation (m = M/4 draws of eps for M features) makes the
 estimate unbiased for the kernel above; each pair of blocks is one cos term.
 """
@@ -47,6 +50,9 @@ NOISE = "noise"                  # input dim of the generative/GMM-RKS noise
 FASTFOOD_BLOCKS = "fastfood_blocks"  # independent d x d FastFood blocks
 GENERATOR_HIDDEN = "generator_hidden"
 LEAKY_RELU_SLOPE = 0.01          # torch's default, used by the reference
+# A query feature times a key feature is at most exp(60) ~ 1e26; summed over
+# keys and features it stays below float32's 3e38 for sequences < 1e10.
+MAX_LOG_POSITIVE_FEATURE = 30.0
 
 
 def default_num_features(key_size):
@@ -102,10 +108,14 @@ def trigonometric_features(projections, random_dim, smoothing):
 
 
 def positive_features(u, x, key_dim, random_dim, norm_coefficient):
-  """exp(u - norm_coefficient * |x|^2) / sqrt(m): positive random features."""
+  """exp(u - norm_coefficient * |x|^2) / sqrt(m): positive random features.
+
+  The exponent is capped at MAX_LOG_POSITIVE_FEATURE (see the module doc).
+  """
   num_frequencies = random_dim.size
   log_features = (u - norm_coefficient * squared_norm(x, key_dim)
                   - 0.5 * math.log(num_frequencies))
+  log_features = mtf.minimum(log_features, MAX_LOG_POSITIVE_FEATURE)
   return _rename_to_features(mtf.exp(log_features), random_dim)
 
 
