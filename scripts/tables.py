@@ -35,7 +35,7 @@ import shlex
 import subprocess
 import sys
 import time
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Tuple
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
 SCALES = ("mini", "paper")
@@ -745,7 +745,9 @@ def main(argv=None):
   args, extra = parse_args(sys.argv[1:] if argv is None else argv)
   table = TABLES[args.table]
   cells = plan(table, args, extra)
-  commands = [s.command() for _, _, steps in cells for s in steps]
+  planned = {(row, column.name): [s.command() for s in steps]
+             for row, column, steps in cells}
+  commands = [c for cell_commands in planned.values() for c in cell_commands]
   if args.dry_run or args.check_gin:
     for command in commands:
       print(shlex.join(command))
@@ -771,11 +773,9 @@ def main(argv=None):
           done["metrics"] = collect_metrics(column, model_dir)
         results[(row, column.name)] = done
   # Each cell's commands as it ran (result.json), else as planned now.
-  planned = {(row, column.name): [shlex.join(s.command()) for s in steps]
-             for row, column, steps in cells}
   ran = [line for row, _ in table.rows for column in table.columns(args.scale)
          for line in ((results.get((row, column.name)) or {}).get("commands")
-                      or planned.get((row, column.name), []))]
+                      or map(shlex.join, planned.get((row, column.name), [])))]
   base = write_report(table, args.scale, results, args.results_dir, ran)
   print("wrote %s.{md,csv,png,commands.sh}" % base)
   failed = [k for k, r in results.items() if r.get("status") != "ok"]

@@ -158,6 +158,15 @@ def full_and_incremental_logits(mesh, model, ids, prefix_length):
   return {"full": full, "incremental": mtf.stack(steps, step_dim.name, axis=1)}
 
 
+def assert_beam_search_matches_full_recompute(model, length, seed=0):
+  """Beam search through the decode cache == recomputing every step, and
+  the decode is not one constant token (so the comparison means something)."""
+  out = run_mtf(lambda mesh: beam_search_incremental_and_full(
+      mesh, model, length), seed=seed)
+  np.testing.assert_array_equal(out["incremental"], out["full"])
+  assert len(np.unique(out["full"])) > 1
+
+
 def beam_search_incremental_and_full(mesh, model, length, batch=2, beam=3,
                                      alpha=0.6):
   """Beam search of a decoder-only `model`, twice: as mesh TF decodes it

@@ -160,4 +160,3 @@ def test_seeded_shuffled_training_dataset(name):
                           shuffle=True, seed=seed, try_in_mem_cache=False)
     return [ex["inputs_pretokenized"] for ex in ds.take(3).as_numpy_iterator()]
   assert first(1) == first(1)
-
