@@ -478,6 +478,36 @@ def load_result(model_dir):
     return None
 
 
+def previous_report(table, scale, results_dir):
+  """Finished cells of the report in results_dir (TABLE.csv and
+  TABLE.commands.sh), keyed like `results`; marked `carried_over`.
+
+  They fill the cells that have no run folder here, so re-running a few rows
+  in a fresh clone updates the committed table instead of emptying it.
+  """
+  base = os.path.join(results_dir, table.name)
+  try:
+    with open(base + ".csv", newline="") as f:
+      records = list(csv.DictReader(f))
+    with open(base + ".commands.sh") as f:
+      commands = [line.rstrip("\n") for line in f
+                  if not line.startswith("#")]
+  except OSError:
+    return {}
+  previous = {}
+  for record in records:
+    if record["source"] == "ours (%s)" % scale and record["status"] == "ok":
+      cell = previous.setdefault((record["row"], record["column"]), {
+          "status": "ok", "metrics": {}, "carried_over": True})
+      cell["metrics"][record["metric"]] = (float(record["value"])
+                                           if record["value"] else None)
+  for (row, column), cell in previous.items():
+    model_dir = "/%s/%s/%s/%s" % (scale, table.name, row, column)
+    cell["commands"] = [c for c in commands
+                        if (model_dir + " ") in (c + " ")]
+  return previous
+
+
 def run_cell(table, row, column, steps, log=print):
   """Runs a cell's steps unless result.json says it finished; returns it."""
   model_dir = steps[-1].model_dir
@@ -592,6 +622,11 @@ def markdown(table, scale, results, commands_file):
             "Lower is better for %s." % (
                 table.name, scale, os.path.basename(commands_file),
                 ", ".join(LOWER_IS_BETTER))]
+  carried = ["%s/%s" % k for k, r in sorted(results.items())
+             if r.get("carried_over")]
+  if carried:
+    lines += ["", "Not re-run in the last run of the script (values kept "
+              "from the report it rewrote): %s." % ", ".join(carried)]
   errors = [(k, r["error"]) for k, r in sorted(results.items())
             if r.get("status") != "ok" and r.get("error")]
   if errors:
@@ -762,16 +797,21 @@ def main(argv=None):
   for row, column, steps in ([] if args.report_only else cells):
     results[(row, column.name)] = run_cell(
         table, row, column, steps, log=lambda s: print(s, flush=True))
-  # Cells not selected this time but finished earlier still go in the table.
+  # Cells not selected this time but finished earlier still go in the table:
+  # from their run folder, else from the report being rewritten.
+  previous = previous_report(table, args.scale, args.results_dir)
   for row, _ in table.rows:
     for column in table.columns(args.scale):
+      cell = (row, column.name)
+      if cell in results:
+        continue
       model_dir = os.path.join(args.model_dir_root, args.scale, table.name,
                                row, column.name)
       done = load_result(model_dir)
-      if (row, column.name) not in results and done:
-        if done.get("status") == "ok":
-          done["metrics"] = collect_metrics(column, model_dir)
-        results[(row, column.name)] = done
+      if done and done.get("status") == "ok":
+        done["metrics"] = collect_metrics(column, model_dir)
+      if done or cell in previous:
+        results[cell] = done or previous[cell]
   # Each cell's commands as it ran (result.json), else as planned now.
   ran = [line for row, _ in table.rows for column in table.columns(args.scale)
          for line in ((results.get((row, column.name)) or {}).get("commands")

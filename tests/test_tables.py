@@ -204,3 +204,36 @@ def test_finished_cell_with_changed_gin_is_stale_not_reused(tmp_path,
   (gin_dir / "sizes.gin").write_text("num_layers = 2\n")  # back as it ran
   assert tables.run_cell(table, "random", table.mini[0], steps(),
                          log=lambda _: None)["status"] == "ok"
+
+
+def test_report_only_in_a_fresh_clone_keeps_the_committed_table(tmp_path):
+  """Cells with no run folder keep the committed report's values (and say
+  so), so re-running a few rows updates a table instead of emptying it."""
+  results_dir = tmp_path / "results"
+  results_dir.mkdir()
+  committed = os.path.join(os.path.dirname(tables.__file__), os.pardir,
+                           "results", "mini")
+  for suffix in (".csv", ".commands.sh"):
+    with open(os.path.join(committed, "synth_c4" + suffix)) as f:
+      (results_dir / ("synth_c4" + suffix)).write_text(f.read())
+  before = (results_dir / "synth_c4.csv").read_text()
+  assert tables.main(["synth_c4", "--report_only",
+                      "--model_dir_root=%s" % (tmp_path / "empty"),
+                      "--results_dir=%s" % results_dir]) == 0
+  assert (results_dir / "synth_c4.csv").read_text() == before
+  text = (results_dir / "synth_c4.md").read_text()
+  assert "values kept from the report it rewrote" in text
+  assert "random/demo_train" in text
+  # A cell with a run folder wins over the committed value.
+  cell = tmp_path / "empty" / "mini" / "synth_c4" / "random" / "demo_train"
+  cell.mkdir(parents=True)
+  (cell / "result.json").write_text(json.dumps(
+      {"status": "failed", "error": "boom", "commands": ["mtf_synth --x"]}))
+  tables.main(["synth_c4", "--report_only",
+               "--model_dir_root=%s" % (tmp_path / "empty"),
+               "--results_dir=%s" % results_dir])
+  with open(results_dir / "synth_c4.csv") as f:
+    random_rows = [r for r in csv.DictReader(f)
+                   if r["row"] == "random" and r["source"] == "ours (mini)"]
+  assert {r["status"] for r in random_rows} == {"failed"}
+  assert "mtf_synth --x\n" in (results_dir / "synth_c4.commands.sh").read_text()
