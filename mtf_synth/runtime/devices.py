@@ -4,8 +4,10 @@ import gin
 import mesh_tensorflow as mtf
 import tensorflow as tf
 
+from mtf_synth import errors
 
-class MeshDevicesError(ValueError):
+
+class MeshDevicesError(errors.UserError):
   """The mesh shape and the devices given for it do not fit together."""
 
 

@@ -16,6 +16,7 @@ import types
 import tensorflow as tf2
 import tensorflow.compat.v1 as tf
 
+from mtf_synth import errors
 from mtf_synth.runtime import tpu
 from mtf_synth.runtime import train_loop
 
@@ -250,5 +251,5 @@ class TPUEstimator:
 Estimator = TPUEstimator
 
 
-class NoCheckpointError(ValueError):
+class NoCheckpointError(errors.UserError):
   """Evaluation, prediction or export was asked of a model_dir with no checkpoint."""
