@@ -177,26 +177,38 @@ def beam_search_incremental_and_full(mesh, model, length, batch=2, beam=3,
   differs, so the decodes must be equal. Returns mtf Tensors
   {"incremental": [batch, length], "full": [batch, length]} (best beams).
   """
-  from mesh_tensorflow import beam_search  # pylint: disable=g-import-not-at-top
   from mesh_tensorflow.transformer import transformer  # pylint: disable=g-import-not-at-top
-  beam_dim = mtf.Dimension("beam", beam)
   length_dim = mtf.Dimension("length", length)
-  zeros = mtf.zeros(mesh, mtf.Shape([mtf.Dimension("batch", batch), beam_dim,
+  zeros = mtf.zeros(mesh, mtf.Shape([mtf.Dimension("batch", batch),
+                                     mtf.Dimension("beam", beam),
                                      length_dim]), tf.int32)
   decode_length = mtf.constant(mesh, length_dim.size, dtype=tf.int32)
   incremental = model.beam_search(zeros, decode_length, alpha=alpha)
+  full = beam_search_full_recompute(
+      lambda ids: model.call_simple(transformer.autoregressive_inputs(ids),
+                                    None, compute_loss=False, mode="eval")[0],
+      zeros, decode_length, alpha)
+  return {"incremental": incremental, "full": full}
 
-  def full_logits(step_num, ids, states):
-    logits = model.call_simple(transformer.autoregressive_inputs(ids), None,
-                               compute_loss=False, mode="eval")[0]
-    return mtf.to_float(mtf.gather(logits, step_num, length_dim)), states
+
+def beam_search_full_recompute(sequence_logits, initial_ids, decode_length,
+                               alpha):
+  """Mesh TF's beam search with each step's logits taken from
+  `sequence_logits(ids)` ([batch, beam, length, vocab] logits of the whole
+  sequence so far) instead of a decode cache; returns the best beams
+  [batch, length]."""
+  from mesh_tensorflow import beam_search  # pylint: disable=g-import-not-at-top
+  beam_dim, length_dim = initial_ids.shape.dims[-2:]
+
+  def step_logits(step_num, ids, states):
+    logits = mtf.gather(sequence_logits(ids), step_num, length_dim)
+    return mtf.to_float(logits), states
 
   beams, _ = beam_search.beam_search(
-      full_logits, zeros, alpha, states=[], decode_length=decode_length,
+      step_logits, initial_ids, alpha, states=[], decode_length=decode_length,
       use_tpu=True, dtype=tf.float32)
-  best = mtf.constant(mesh, 0, dtype=tf.int32)
-  return {"incremental": incremental,
-          "full": mtf.gather(beams, best, beam_dim)}
+  return mtf.gather(beams, mtf.constant(initial_ids.mesh, 0, dtype=tf.int32),
+                    beam_dim)
 
 
 def make_layer_stack(layers):

@@ -209,16 +209,23 @@ class SynthesizerAttention(transformer.TransformerLayer):
       return None
     return sequence_id
 
-  def _positions(self, context, memory_length):
+  def _positions(self, context, memory_length, max_length):
     """Within-example (query, memory) positions and whether each is a range.
 
     Mesh TF passes the range 0..length-1 as context.position when the model
     has no positional embedding (T5's relative attention), packed or not; the
     within-example positions are then counted from sequence_id.
+
+    When decoding, mesh TF keeps stepping rows that are already done until
+    the last row is, so a row with a longer prompt reaches positions at and
+    past the end of the sequence; their outputs are discarded (the decode
+    writes them nowhere). Mesh TF's own layers look positions up by one-hot
+    and read zeros there; the tables here are gathered, so those query
+    positions are clipped to the last table row to stay in range.
     """
     to_memory = functools.partial(_rename_length, context, memory_length)
     if context.mode == "incremental":
-      return (context.position, False,
+      return (mtf.minimum(context.position, max_length - 1), False,
               mtf.range(context.mesh, memory_length, tf.int32), True)
     position, is_range = context.position, context.position_is_default
     sequence_id = self._sequence_id(context)
@@ -263,7 +270,7 @@ class SynthesizerAttention(transformer.TransformerLayer):
     memory_length = mtf.Dimension("memory_length", context.length_dim.size)
     values, keys = self._memory(context, x, dims, memory_length)
     query_position, query_is_range, memory_position, memory_is_range = (
-        self._positions(context, memory_length))
+        self._positions(context, memory_length, max_length))
     features = synth.Features(
         x=x, keys=keys, query_position=query_position,
         memory_position=memory_position, query_is_range=query_is_range,
