@@ -90,8 +90,9 @@ def reference_logits(name, w, x, query_pos, memory_pos):
     a_cols = np.take_along_axis(
         a, np.broadcast_to((m_idx % a.shape[-1])[:, None],
                            (BATCH, HEADS, LENGTH, LENGTH)), axis=-1)
+    # Column j pairs A[j mod a] with B[j div a] (every pair once).
     b_cols = np.take_along_axis(
-        b, np.broadcast_to((m_idx % b.shape[-1])[:, None],
+        b, np.broadcast_to((m_idx // a.shape[-1])[:, None],
                            (BATCH, HEADS, LENGTH, LENGTH)), axis=-1)
     return a_cols * b_cols
   if name == "factorized_random":
@@ -139,6 +140,38 @@ def test_matches_numpy_reference(mode, packed, causal):
   expected = reference_output(mode, w, x.astype(np.float64), packed, causal)
   np.testing.assert_allclose(y, expected, atol=1e-5, rtol=1e-5)
 
+
+@pytest.mark.parametrize("a,b", [(4, 8), (16, 32)])
+def test_factorized_dense_rows_have_a_times_b_distinct_logits(a, b):
+  """a and b share factors, yet every row holds all a * b products (tiling
+  both factors would give only lcm(a, b) distinct logits)."""
+  layer = SynthesizerAttention(mode="factorized_dense", num_heads=HEADS,
+                               key_value_size=D_KV, max_length=a * b,
+                               factorized_a=a, factorized_b=b)
+  x = np.random.RandomState(1).normal(size=(BATCH, a * b, D_MODEL))
+
+  def build(mesh):
+    dims = layer.dims(mtf.Dimension("d_model", D_MODEL), a * b)
+    length_dim = mtf.Dimension("length", a * b)
+    memory_dim = mtf.Dimension("memory_length", a * b)
+    weights = {
+        name: mtf.get_variable(mesh, name, mtf.Shape(spec.shape),
+                               initializer=spec.initializer)
+        for name, spec in synth.COMPONENTS["factorized_dense"].weights(
+            dims).items()}
+    features = synth.Features(
+        x=mtf.import_tf_tensor(mesh, tf.constant(x, tf.float32),
+                               [mtf.Dimension("batch", BATCH), length_dim,
+                                dims.model]),
+        keys=None, query_position=mtf.range(mesh, length_dim, tf.int32),
+        memory_position=mtf.range(mesh, memory_dim, tf.int32),
+        query_is_range=True, memory_is_range=True)
+    logits = synth.factorized_dense_logits(weights, features, dims)
+    return {"logits": mtf.transpose(
+        logits, logits.shape - memory_dim + memory_dim)}
+
+  rows = run_mtf(build)["logits"].reshape(-1, a * b)
+  assert [len(np.unique(row)) for row in rows] == [a * b] * len(rows)
 
 
 def built_parameter_counts(layer, length=LENGTH):

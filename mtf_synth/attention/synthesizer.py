@@ -13,8 +13,9 @@ Components (mode names) and their logits S(X) for query i and key j, per head:
   random             R[i, j], R a trainable max_length x max_length table
   fixed_random       the same, R initialised randomly and never trained
   factorized_dense   A_i = Wa x_i + ba in R^a, B_i = Wb x_i + bb in R^b,
-                     a * b = max_length, logits = tile(A_i, b) * tile(B_i, a),
-                     i.e. column j is A_i[j mod a] * B_i[j mod b]
+                     a * b = max_length, column j is A_i[j mod a] *
+                     B_i[j div a]: every (A, B) pair once (see
+                     factorized_dense_logits)
   factorized_random  R = R1 R2^T, R1, R2 in R^(max_length x k)
   vanilla            q_i . k_j (scaled dot product; scale folded into Wq init)
 
@@ -189,23 +190,25 @@ def random_logits(w: Weights, f: Features, dims: SynthesizerDims):
   return take(rows, dims.key_table, f.memory_position, f.memory_is_range)
 
 
-def tile(x, dim, times_dim, tiled_dim):
-  """x repeated times_dim.size times along `dim`: entry c is x[c mod |dim|].
-
-  Broadcast then merge (times_dim, dim) into tiled_dim; no gather.
-  """
-  other = [d for d in x.shape.dims if d != dim]
-  repeated = mtf.broadcast(x, other + [times_dim, dim])
-  return mtf.reshape(repeated, other + [tiled_dim])
-
-
 def factorized_dense_logits(w: Weights, f: Features, dims: SynthesizerDims):
-  """FD: logits_i = tile(A_i, b) * tile(B_i, a), so column j is
-  A_i[j mod a] * B_i[j mod b]; columns at key positions."""
+  """FD: logits_i = vec(A_i B_i^T), column j is A_i[j mod a] * B_i[j div a].
+
+  The paper (Tay et al. 2021, Factorized Dense Synthesizer) writes
+  A_i = F_A(X_i) in R^a, B_i = F_B(X_i) in R^b, H_A(A) = A tiled b times,
+  H_B(B) = B tiled a times, C = H_A(A) * H_B(B). Read literally (both
+  tiled), column j is A[j mod a] * B[j mod b], which repeats with period
+  lcm(a, b): when a and b share factors a row has only lcm(a, b) distinct
+  logits (32 of 512 at a = 16, b = 32). We read H_B as repeating each entry
+  of B a times, so the a * b columns are all the products A[p] * B[q], as
+  the factorization intends. Columns are taken at the key positions.
+  """
   a = _linear(f.x, w["wa"], w["ba"], dims)
   b = _linear(f.x, w["wb"], w["bb"], dims)
-  rows = (tile(a, dims.factor_a, dims.factor_b, dims.key_table) *
-          tile(b, dims.factor_b, dims.factor_a, dims.key_table))
+  other = [d for d in a.shape.dims if d != dims.factor_a]
+  # Merging (factor_b, factor_a) puts B[q] * A[p] at column q * a + p.
+  outer = mtf.einsum([a, b], output_shape=other + [dims.factor_b,
+                                                   dims.factor_a])
+  rows = mtf.reshape(outer, other + [dims.key_table])
   return take(rows, dims.key_table, f.memory_position, f.memory_is_range)
 
 
