@@ -124,66 +124,58 @@ def fastfood_tensors(rng, blocks):
   }
 
 
+def np_feature_map(kernel, x, arrays, smoothing=1.0):
+  """The paper's phi(x) in numpy, for x [n, heads, d_kv] already scaled by
+  d^-1/4; `arrays` holds the kernel's draws and parameters by their names
+  in KERNELS, in the layouts run_feature_map's callers give them."""
+  if kernel == "rff":
+    return np_trigonometric([x @ arrays["noise"]], smoothing)
+  if kernel == "performer":
+    return np_positive(x @ arrays["noise"], x, 0.5)
+  if kernel == "gmm_rks":
+    omega = np.einsum("hnd,nm->hdm", arrays["transform"], arrays["noise"])
+    u = np.einsum("khd,hdm->khm", x, omega)
+    shift = np.einsum("khd,hd->kh", x, arrays["mean"])[..., None]
+    return np_trigonometric([u + shift, u - shift], smoothing)
+  if kernel == "gmm_prf":
+    omega = (arrays["mean"][..., None]
+             + np.exp(arrays["log_scale"] / 2)[..., None] * arrays["noise"])
+    return np_positive(np.einsum("khd,hdm->khm", x, omega), x, 1.0)
+  if kernel.startswith("fastfood"):
+    u = np_fastfood(x, arrays["permutation"], arrays["signs"],
+                    arrays["gaussian"], arrays["scale"])
+  else:  # generative_*
+    u = np.einsum("khd,hmd->khm", x, np_generator(arrays["noise"], arrays))
+  if kernel.endswith("rks"):
+    return np_trigonometric([u], smoothing)
+  return np_positive(u, x, 1.0)
+
+
 def reference_case(kernel, rng, m=12):
   """(features_fn, tensors, kwargs, numpy reference fn of x)."""
-  mean = rng.randn(HEADS, D) * 0.3
-  if kernel == "rff":
-    omega = rng.randn(D, m)
-    return (fm.rff_features,
-            {"noise": (omega, ["d_kv", fm.RANDOM_FEATURES])},
-            {"smoothing": 0.5},
-            lambda x: np_trigonometric([scaled(x) @ omega], 0.5))
-  if kernel == "performer":
-    omega = rng.randn(D, m)
-    return (fm.performer_features,
-            {"noise": (omega, ["d_kv", fm.RANDOM_FEATURES])}, {},
-            lambda x: np_positive(scaled(x) @ omega, scaled(x), 0.5))
-  if kernel == "gmm_rks":
-    eps = rng.randn(D, m)
-    transform = rng.randn(HEADS, D, D) * 0.5
-    def reference(x):
-      omega = np.einsum("hnd,nm->hdm", transform, eps)
-      u = np.einsum("khd,hdm->khm", scaled(x), omega)
-      shift = np.einsum("khd,hd->kh", scaled(x), mean)[..., None]
-      return np_trigonometric([u + shift, u - shift], 1.0)
-    return (fm.gmm_rks_features,
-            {"noise": (eps, [fm.NOISE, fm.RANDOM_FEATURES]),
-             "mean": (mean, ["heads", "d_kv"]),
-             "transform": (transform, ["heads", fm.NOISE, "d_kv"])},
-            {"smoothing": 1.0}, reference)
-  if kernel == "gmm_prf":
-    eps = rng.randn(D, m)
-    log_scale = rng.randn(HEADS, D) * 0.3
-    def reference(x):
-      omega = mean[..., None] + np.exp(log_scale / 2)[..., None] * eps
-      u = np.einsum("khd,hdm->khm", scaled(x), omega)
-      return np_positive(u, scaled(x), 1.0)
-    return (fm.gmm_prf_features,
-            {"noise": (eps, ["d_kv", fm.RANDOM_FEATURES]),
-             "mean": (mean, ["heads", "d_kv"]),
-             "log_scale": (log_scale, ["heads", "d_kv"])}, {}, reference)
-  if kernel.startswith("fastfood"):
+  mean = (rng.randn(HEADS, D) * 0.3, ["heads", "d_kv"])
+  if kernel in ("rff", "performer"):
+    tensors = {"noise": (rng.randn(D, m), ["d_kv", fm.RANDOM_FEATURES])}
+  elif kernel == "gmm_rks":
+    tensors = {"noise": (rng.randn(D, m), [fm.NOISE, fm.RANDOM_FEATURES]),
+               "mean": mean,
+               "transform": (rng.randn(HEADS, D, D) * 0.5,
+                             ["heads", fm.NOISE, "d_kv"])}
+  elif kernel == "gmm_prf":
+    tensors = {"noise": (rng.randn(D, m), ["d_kv", fm.RANDOM_FEATURES]),
+               "mean": mean,
+               "log_scale": (rng.randn(HEADS, D) * 0.3, ["heads", "d_kv"])}
+  elif kernel.startswith("fastfood"):
     tensors = fastfood_tensors(rng, 2)
-    arrays = {k: a for k, (a, _) in tensors.items()}
-    if kernel == "fastfood_rks":
-      return (fm.fastfood_rks_features, tensors, {"smoothing": 1.0},
-              lambda x: np_trigonometric([np_fastfood(scaled(x), **arrays)],
-                                         1.0))
-    return (fm.fastfood_prf_features, tensors, {},
-            lambda x: np_positive(np_fastfood(scaled(x), **arrays),
-                                  scaled(x), 1.0))
-  # generative_rks / generative_prf
-  eps = rng.randn(D, m)
-  generator = generator_params(rng)
-  arrays = {k: a for k, (a, _) in generator.items()}
-  tensors = dict(generator, noise=(eps, [fm.NOISE, fm.RANDOM_FEATURES]))
-  def projections(x):
-    return np.einsum("khd,hmd->khm", scaled(x), np_generator(eps, arrays))
-  if kernel == "generative_rks":
-    return (fm.generative_rks_features, tensors, {"smoothing": 1.0},
-            lambda x: np_trigonometric([projections(x)], 1.0))
-  return (fm.generative_prf_features, tensors, {},
-          lambda x: np_positive(projections(x), scaled(x), 1.0))
+  else:  # generative_*
+    tensors = dict(generator_params(rng),
+                   noise=(rng.randn(D, m), [fm.NOISE, fm.RANDOM_FEATURES]))
+  smoothing = 0.5 if kernel == "rff" else 1.0
+  kwargs = {"smoothing": smoothing} if kernel.endswith(("rks", "rff")) else {}
+  arrays = {k: a for k, (a, _) in tensors.items()}
+  features_fn = getattr(fm, kernel + "_features")
+  return (features_fn, tensors, kwargs,
+          lambda x: np_feature_map(kernel, scaled(x), arrays, smoothing))
 
 
 ALL_KERNELS = ["rff", "performer", "gmm_rks", "gmm_prf", "fastfood_rks",

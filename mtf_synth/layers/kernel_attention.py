@@ -308,7 +308,11 @@ class KernelAttention(transformer.TransformerLayer):
         context=context, kv_dim=self.kv_dim, num_heads=self.num_heads,
         fold_scaling_into_initializer=False)
     phi = self.feature_map(context, params.query_heads_dims or [])
-    q_features = phi(params.compute_q(x))
+    # fold_scaling_into_initializer=False initialises Wq like Wk (the paper's
+    # symmetric q and k), but then compute_q multiplies q by softmax's
+    # d^-1/2; undo that: the feature map scales q and k by d^-1/4 each, so
+    # the kernel sees q . k / sqrt(d) as in the paper.
+    q_features = phi(params.compute_q(x) * self.key_value_size ** 0.5)
     k_features = phi(params.compute_k(x))
     v = params.compute_v(x)
     features_dim = q_features.shape.get_dim_by_name(fm.FEATURES)
