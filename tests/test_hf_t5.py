@@ -92,8 +92,8 @@ def mtf_layout(hf_parameter, array):
   return array.T
 
 
-def write_random_hf_t5(path, layout, seed=0):
-  config = hf_config(layout)
+def write_random_hf_t5(path, layout, seed=0, **config_changes):
+  config = dict(hf_config(layout), **config_changes)
   rng = np.random.RandomState(seed)
   weights = {k: rng.normal(size=shape).astype(np.float32)
              for k, shape in hf_shapes(config).items()}
@@ -327,3 +327,32 @@ def test_logits_match_transformers_both_ways(layout, tmp_path):
       str(tmp_path / "back")).eval()
   np.testing.assert_allclose(transformers_logits(torch, back), expected,
                              atol=1e-4, rtol=0)
+
+
+@pytest.mark.slow
+def test_command_line_fine_tunes_a_mixture_from_the_import(tmp_path):
+  """`import` into random+vanilla, then train with init_checkpoint: the
+  run starts from the converted weights (its step-0 checkpoint)."""
+  from cli_runner import T5_TINY_ON_DEMO, mtf_synth  # pylint: disable=g-import-not-at-top
+  # The demo task's byte vocabulary has 259 entries.
+  write_random_hf_t5(str(tmp_path / "hf"), "v1.1", vocab_size=259)
+  converted = subprocess.run(
+      [sys.executable, "-m", "mtf_synth.hf_t5", "import",
+       str(tmp_path / "hf"), str(tmp_path / "mtf"),
+       "--gin_file=layers/synthesizer.gin",
+       "--gin_param=SynthesizerAttention.max_length = 64"],
+      capture_output=True, text=True, timeout=300, check=False)
+  assert converted.returncode == 0, converted.stderr
+  assert "freshly initialised (no Hugging Face counterpart) (10)" in (
+      converted.stdout)
+  run_dir = str(tmp_path / "run")
+  args = [a for a in T5_TINY_ON_DEMO if "models/" not in a]
+  run = mtf_synth(run_dir, *args,
+                  "--gin_file=%s" % (tmp_path / "mtf" / "model.gin"),
+                  "--gin_param=utils.run.init_checkpoint='%s'" % (
+                      tmp_path / "mtf" / "model.ckpt-0"),
+                  "--gin_param=utils.run.train_steps=1")
+  assert run.returncode == 0, run.stderr[-3000:]
+  started = read(os.path.join(run_dir, "model.ckpt-0"))
+  for name, value in read(str(tmp_path / "mtf")).items():
+    np.testing.assert_array_equal(started[name], value, err_msg=name)
