@@ -130,6 +130,11 @@ def main(argv):
   defaults = ["runtime/defaults.gin"] + ([] if FLAGS.tpu else
                                          ["runtime/local.gin"])
   FLAGS.gin_file = defaults + list(FLAGS.gin_file or [])
+  if FLAGS.use_model_api:
+    # t5's main trains on --mixture_or_task but takes the vocabulary of
+    # predict, score and export from the MIXTURE_NAME macro.
+    FLAGS.gin_param = list(FLAGS.gin_param or []) + [
+        "MIXTURE_NAME = %r" % FLAGS.mixture_or_task]
   _preflight()
   mesh_transformer_main.main(argv)
 
