@@ -7,9 +7,13 @@ parses mtf_synth's defaults ahead of the user's gin files, and checks the
 inputs a user can get wrong, turning each into a one-line error.
 """
 
+
 import difflib
+import logging
 import os
+import signal
 import sys
+import traceback
 import uuid
 
 import mtf_synth  # noqa: F401  (compat patches first)  pylint: disable=unused-import
@@ -17,14 +21,18 @@ import mtf_synth  # noqa: F401  (compat patches first)  pylint: disable=unused-i
 from absl import app  # pylint: disable=g-bad-import-order
 from absl import flags
 import gin
+import mesh_tensorflow as mtf
 import seqio
 import tensorflow.compat.v1 as tf
 
 from mesh_tensorflow.transformer import utils as mtf_utils
 from t5.models import mesh_transformer
 from t5.models import mesh_transformer_main
+from mtf_synth import errors
 from mtf_synth.runtime import devices
-from mtf_synth.runtime import train_loop  # noqa: F401  (registers its gin knobs)
+from mtf_synth.runtime import model_dir_lock
+from mtf_synth.runtime import train_loop
+from tasks.errors import TaskConfigError
 
 FLAGS = flags.FLAGS
 _REPO_GIN_DIR = os.path.join(os.path.dirname(__file__), os.pardir, "gin")
@@ -32,28 +40,51 @@ _PACKAGE_GIN_DIR = os.path.join(os.path.dirname(__file__), "gin")
 _T5_GIN_DIR = os.path.join(os.path.dirname(mesh_transformer.__file__), "gin")
 # Always imported: the project's task registry.
 _TASK_MODULES = ("tasks",)
+# utils.run modes that restore a checkpoint instead of training.
+_READING_MODES = ("eval", "score_eval", "perplexity_eval", "infer",
+                  "score_from_dataset", "score_from_strings", "export",
+                  "export_infer", "export_score")
+_MAIN_FLAGS = ("model_dir", "gin_file", "gin_param", "gin_location_prefix",
+               "module_import", "tpu", "use_model_api", "mode",
+               "mixture_or_task", "checkpoint_mode", "checkpoint_steps",
+               "input_file", "output_file", "export_dir")
+USAGE = """\
+usage: mtf_synth --model_dir=DIR --gin_file=FILE [--gin_param=BINDING ...]
 
+  train the demo:   mtf_synth --model_dir=runs/demo --gin_file=demo.gin
+  evaluate it:      ... --gin_file=eval.gin --gin_param=eval_checkpoint_step=-1 \\
+                        --gin_param="utils.run.dataset_split='validation'"
+  decode a file:    ... --gin_file=infer.gin --gin_param=infer_checkpoint_step=-1 \\
+                        --gin_param="input_filename='in.txt'" \\
+                        --gin_param="output_filename='out.txt'"
+  list the tasks:   python -m tasks list
 
-class UsageError(ValueError):
-  """A user input the command line rejects before running anything."""
+--help lists the main flags, --helpfull all of them; README.md the workflow.
+"""
+
+# Upstream errors that are user errors, told apart from bugs by where they
+# are raised: (path fragment, function or None, text to prepend, to append).
+# gin's parser: anything raised while parsing the user's gin text.
+_GIN_PARSER = os.path.join("gin", "config_parser.py")
+_UPSTREAM_USER_ERRORS = (
+    # gin's own checks: unknown configurables and parameters, missing files
+    # and required bindings.
+    (os.sep + "gin" + os.sep, None, ""),
+    # mesh TF: a tensor dimension the mesh does not divide.
+    (os.path.join("mesh_tensorflow", "ops.py"), "slice_shape",
+     ": change utils.run.mesh_shape or utils.run.layout_rules, or make that "
+     "dimension (num_heads, d_ff, vocabulary, ...) a multiple of the mesh"),
+    # mtf_synth's layers check their gin values with ValueError (to become
+    # errors.UserError).
+    (os.path.join("mtf_synth", "layers") + os.sep, None, ""),
+    (os.path.join("mtf_synth", "attention") + os.sep, None, ""),
+)
 
 
 def gin_search_dirs():
   """mtf_synth's gin files (source tree or installed), then t5's."""
   ours = _REPO_GIN_DIR if os.path.isdir(_REPO_GIN_DIR) else _PACKAGE_GIN_DIR
   return [os.path.abspath(ours), _T5_GIN_DIR]
-
-
-def _check_model_dir(model_dir):
-  probe = os.path.join(model_dir, ".write_probe_%s" % uuid.uuid4().hex)
-  try:
-    tf.io.gfile.makedirs(model_dir)
-    with tf.io.gfile.GFile(probe, "w") as f:
-      f.write("")
-    tf.io.gfile.remove(probe)
-  except (tf.errors.OpError, OSError) as e:
-    raise UsageError("model_dir %s is not writable (%s): pass a --model_dir "
-                     "you can write to" % (model_dir, _first_line(e))) from e
 
 
 def _bound(name):
@@ -69,6 +100,16 @@ def _bound(name):
     return None
 
 
+def _is_int(value):
+  return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_positive_int(name, value, example):
+  if not _is_int(value) or value <= 0:
+    raise errors.UserError("%s=%r is not a positive integer: pass e.g. "
+                           "--gin_param=%s=%s" % (name, value, name, example))
+
+
 def _check_mixture_or_task(name):
   if not isinstance(name, str):
     return
@@ -78,8 +119,73 @@ def _check_mixture_or_task(name):
     close = difflib.get_close_matches(name, known, n=5, cutoff=0.5)
     hint = ("did you mean %s?" % ", ".join(close)) if close else (
         "list them with `python -m tasks list`")
-    raise UsageError("unknown task or mixture %r: %s (or add its module with "
-                     "--module_import)" % (name, hint))
+    raise errors.UserError("unknown task or mixture %r: %s (or add its module"
+                           " with --module_import)" % (name, hint))
+
+
+def _check_vocabulary():
+  """A task is named, and its SentencePiece files (if any) load."""
+  if _bound("mesh_transformer.get_vocabulary.mixture_or_task_name") is None:
+    raise errors.UserError(
+        "no task given (t5 would fall back to its vocabulary on gs://): add "
+        "--gin_file=dataset.gin --gin_param=\"MIXTURE_NAME='TASK'\" (list "
+        "them with `python -m tasks list`), or --gin_file=demo.gin")
+  vocabularies = mesh_transformer.get_vocabulary()
+  if not isinstance(vocabularies, tuple):
+    vocabularies = (vocabularies,)
+  for vocabulary in vocabularies:
+    if not isinstance(vocabulary, seqio.SentencePieceVocabulary):
+      continue
+    path = vocabulary.sentencepiece_model_file
+    try:
+      vocabulary.tokenizer  # pylint: disable=pointless-statement
+    except (RuntimeError, OSError, tf.errors.OpError) as e:
+      raise errors.UserError(
+          "SentencePiece model %s cannot be loaded (%s): give a valid .model "
+          "file (train one with python scripts/train_sentencepiece.py), or "
+          "use the task's _bytes variant" %
+          (path, " ".join(str(e).split()))) from e
+
+
+def _check_run_knobs():
+  """Types and ranges of the common utils.run values, mesh vs batch."""
+  train_steps = _bound("utils.run.train_steps")
+  if not callable(train_steps) and not isinstance(
+      train_steps, gin.config.ConfigurableReference) and train_steps is not None:
+    _check_positive_int("utils.run.train_steps", train_steps, 1000)
+  save_steps = _bound("utils.run.save_checkpoints_steps")
+  if save_steps is not None:
+    _check_positive_int("utils.run.save_checkpoints_steps", save_steps, 1000)
+  sequence_length = _bound("utils.run.sequence_length")
+  lengths = (sequence_length.values() if isinstance(sequence_length, dict)
+             else [sequence_length] if sequence_length is not None else [])
+  for length in lengths:
+    _check_positive_int("utils.run.sequence_length", length,
+                        "\"{'inputs': 512, 'targets': 512}\"")
+  batch_size = _bound("utils.run.batch_size")
+  if batch_size is None or isinstance(batch_size, tuple):
+    return  # mesh TF's ("tokens_per_replica", N) form
+  _check_positive_int("utils.run.batch_size", batch_size, 32)
+  mesh_shape = _bound("utils.run.mesh_shape")
+  layout_rules = _bound("utils.run.layout_rules")
+  try:
+    shape = mtf.convert_to_shape(mesh_shape)
+    rules = mtf.convert_to_layout_rules(layout_rules)
+  except ValueError as e:
+    raise errors.UserError(
+        "utils.run.mesh_shape=%r or utils.run.layout_rules=%r does not parse "
+        "(%s): write them like 'model:2,batch:2' and 'batch:batch,d_ff:model'"
+        % (mesh_shape, layout_rules, e)) from e
+  axis = rules.tensor_dimension_to_mesh_axis(
+      mtf.Dimension("batch", batch_size), shape)
+  if axis is not None and batch_size % shape.dims[axis].size:
+    size = shape.dims[axis].size
+    raise errors.UserError(
+        "utils.run.batch_size=%d does not split over mesh dimension %r of size"
+        " %d (utils.run.mesh_shape=%r; utils.run.layout_rules puts batch on "
+        "it): pass a batch_size that is a multiple of %d, or change mesh_shape"
+        " or layout_rules" % (batch_size, shape.dims[axis].name, size,
+                              str(mesh_shape), size))
 
 
 def _check_sequence_length():
@@ -91,14 +197,108 @@ def _check_sequence_length():
     return
   for feature, length in sequence_length.items():
     if length > max_length:
-      raise UsageError(
+      raise errors.UserError(
           "sequence_length[%r] = %d is longer than the model's max_length %d:"
           " lower utils.run.sequence_length or raise "
           "Unitransformer.max_length" % (feature, length, max_length))
 
 
+def _check_input_file(path):
+  """Every line of an infer input file is text; names the first that is not."""
+  try:
+    with tf.io.gfile.GFile(path, "rb") as f:
+      for number, line in enumerate(f, start=1):
+        try:
+          line.decode("utf-8")
+        except UnicodeDecodeError as e:
+          raise errors.UserError(
+              "input file %s, line %d, is not UTF-8 text (%s): give one text "
+              "input per line" % (path, number, e.reason)) from e
+  except tf.errors.NotFoundError as e:
+    raise errors.UserError("input file %s not found: set input_filename "
+                           "(decode_from_file.input_filename)" % path) from e
+
+
+def _mode():
+  """The mode of this run (utils.run's, or --mode with --use_model_api)."""
+  if FLAGS.use_model_api:
+    if not FLAGS.mode:
+      raise errors.UserError("--use_model_api needs --mode (train, eval, "
+                             "predict, ...)")
+    return FLAGS.mode
+  if FLAGS.mode:
+    raise errors.UserError("--mode is for --use_model_api; without it set "
+                           "--gin_param=\"utils.run.mode='%s'\"" % FLAGS.mode)
+  return _bound("utils.run.mode") or "train"
+
+
+def _trains(mode):
+  return mode in ("train", "finetune")
+
+
+def _requested_steps(mode):
+  """(checkpoint steps asked for, the knob naming them) of a reading run."""
+  if FLAGS.use_model_api:
+    if FLAGS.checkpoint_mode == "specific":
+      return [int(s) for s in FLAGS.checkpoint_steps], "--checkpoint_steps"
+    return (-1 if FLAGS.checkpoint_mode == "latest" else "all"), (
+        "--checkpoint_mode")
+  if mode.startswith("export"):
+    return (_bound("utils.run.export_checkpoint_step") or -1,
+            "utils.run.export_checkpoint_step")
+  return (_bound("utils.run.eval_checkpoint_step"),
+          "eval_checkpoint_step (infer_checkpoint_step in infer.gin)")
+
+
+def _check_checkpoints_exist(model_dir, requested_steps):
+  """The checkpoints a reading run asks for exist (exactly those steps)."""
+  steps, knob = requested_steps
+  if steps is None:
+    return  # upstream: wait for each new checkpoint as training writes it
+  pattern = os.path.join(model_dir, "model.ckpt-*.index")
+  existing = sorted(int(mtf_utils.get_step_from_checkpoint_path(p[:-6]))
+                    for p in tf.io.gfile.glob(pattern))
+  if not existing:
+    raise errors.UserError(
+        "no checkpoint in model_dir %s: train there first, or pass the "
+        "--model_dir you trained in" % model_dir)
+  if _is_int(steps) and steps != -1:
+    steps = [steps]
+  if isinstance(steps, (list, tuple)):
+    missing = [s for s in steps if s not in existing]
+    if missing:
+      raise errors.UserError(
+          "checkpoint step %s is not in model_dir %s, which has steps %s: "
+          "ask for one of those with %s (-1: the latest)" % (
+              ", ".join(map(str, missing)), model_dir,
+              ", ".join(map(str, existing)), knob))
+
+
+def _check_model_dir(model_dir, create):
+  """model_dir is writable; created only by a run that trains."""
+  if not create and not tf.io.gfile.isdir(model_dir):
+    raise errors.UserError(
+        "model_dir %s does not exist: train there first, or pass the "
+        "--model_dir you trained in" % model_dir)
+  probe = os.path.join(model_dir, ".write_probe_%s" % uuid.uuid4().hex)
+  try:
+    tf.io.gfile.makedirs(model_dir)
+    with tf.io.gfile.GFile(probe, "w") as f:
+      f.write("")
+    tf.io.gfile.remove(probe)
+  except (tf.errors.OpError, OSError) as e:
+    raise errors.UserError(
+        "model_dir %s is not writable (%s): pass a --model_dir you can write "
+        "to" % (model_dir, " ".join(str(e).split()))) from e
+
+
 def _preflight():
-  """Parses the gin config once to check it, then clears it for t5's main."""
+  """Parses the gin config once to check it, then clears it for t5's main.
+
+  Returns:
+    this run's mode, its train_steps when that is an integer (or None), and
+    the checkpoint steps it reads with the knob that names them.
+  """
   for module in FLAGS.module_import or []:
     __import__(module)
   mtf_utils.parse_gin_defaults_and_flags(
@@ -110,6 +310,9 @@ def _preflight():
                                 "mixture_or_task_name"))
   if FLAGS.use_model_api:
     _check_mixture_or_task(FLAGS.mixture_or_task)
+  else:
+    _check_vocabulary()
+  _check_run_knobs()
   _check_sequence_length()
   if not FLAGS.tpu:
     mesh_shape = _bound("utils.run.mesh_shape")
@@ -118,11 +321,21 @@ def _preflight():
       devices.check_mesh_devices(mesh_shape, mesh_devices)
     elif isinstance(mesh_shape, str):
       devices.local_mesh_devices(mesh_shape)  # raises if they don't fit
+  mode = _mode()
+  if mode == "infer":
+    _check_input_file(_bound("decode_from_file.input_filename"))
+  train_steps = (FLAGS.train_steps if FLAGS.use_model_api
+                 else _bound("utils.run.train_steps"))
+  requested_steps = None if _trains(mode) else _requested_steps(mode)
   gin.clear_config()
+  return (mode, train_steps if _is_int(train_steps) else None,
+          requested_steps)
 
 
 def main(argv):
-  _check_model_dir(FLAGS.model_dir)
+  if not FLAGS["model_dir"].present:
+    raise errors.UserError("no --model_dir given: pass --model_dir=DIR, the "
+                           "folder for checkpoints and logs")
   for module in _TASK_MODULES:
     __import__(module)
   for path in gin_search_dirs() + list(FLAGS.gin_location_prefix or []):
@@ -135,41 +348,102 @@ def main(argv):
     # predict, score and export from the MIXTURE_NAME macro.
     FLAGS.gin_param = list(FLAGS.gin_param or []) + [
         "MIXTURE_NAME = %r" % FLAGS.mixture_or_task]
-  _preflight()
+  mode, train_steps, requested_steps = _preflight()
+  model_dir = FLAGS.model_dir
+  _check_model_dir(model_dir, create=_trains(mode))
+  if _trains(mode):
+    model_dir_lock.acquire(model_dir)
+    if train_loop.already_trained(model_dir, train_steps):
+      print("mtf_synth: %s is at step %d = train_steps already: nothing to "
+            "train (raise train_steps to train further)" %
+            (model_dir, train_steps), file=sys.stderr)
+      return
+  elif mode in _READING_MODES or FLAGS.use_model_api:
+    _check_checkpoints_exist(model_dir, requested_steps)
   mesh_transformer_main.main(argv)
 
 
-def _first_line(error):
-  text = str(error).strip() or type(error).__name__
-  return text.splitlines()[0]
+def _frames(error):
+  return traceback.extract_tb(error.__traceback__)
 
 
-# Errors caused by what the user passed; anything else keeps its traceback.
-_USER_ERRORS = (ValueError, KeyError, IOError, FloatingPointError,
-                tf.errors.NotFoundError, tf.errors.PermissionDeniedError,
-                tf.errors.InvalidArgumentError)
+def _one_line(error):
+  """str(error) on one line, without gin's "In call to configurable" trail."""
+  lines = [line.strip() for line in str(error).splitlines()
+           if not line.strip().startswith("In call to configurable")]
+  return " ".join(line for line in lines if line) or type(error).__name__
+
+
+def user_error_message(error):
+  """The one-line message for a user error; None for a bug."""
+  if isinstance(error, (errors.UserError, TaskConfigError)):
+    return _one_line(error)
+  frames = _frames(error)
+  if any(_GIN_PARSER in frame.filename for frame in frames):
+    return "gin cannot parse the config (%s): fix that line" % _one_line(
+        error)
+  if not frames or not isinstance(error, (ValueError, SyntaxError, OSError)):
+    return None
+  frame = frames[-1]
+  for fragment, function, fix in _UPSTREAM_USER_ERRORS:
+    if frame and fragment in frame.filename and function in (None,
+                                                             frame.name):
+      message = _one_line(error) + fix
+      if "No configurable matching" in message:
+        message += (" (check the spelling, or import the module defining it "
+                    "with --module_import or an `import` line in the gin "
+                    "file)")
+      elif "Unable to open file" in message:
+        message += " (gin files are searched in: %s)" % ", ".join(
+            gin_search_dirs())
+      return message
+  return None
+
+
+def _exit_with_one_line(message, code):
+  print("mtf_synth: error: %s" % message, file=sys.stderr)
+  if code == 2:
+    print("mtf_synth: (set MTF_SYNTH_TRACEBACK=1 to see the traceback)",
+          file=sys.stderr)
+  sys.exit(code)
+
+
+def _raise_interrupted(signum, unused_frame):
+  raise errors.Interrupted(signum, "stopped by %s; nothing was saved since "
+                           "the latest checkpoint" % signal.Signals(signum).name)
 
 
 def _run_with_one_line_errors(argv):
+  signal.signal(signal.SIGTERM, _raise_interrupted)
   try:
     main(argv)
-  except _USER_ERRORS as e:
-    if os.environ.get("MTF_SYNTH_TRACEBACK"):
+  except KeyboardInterrupt:
+    _exit_with_one_line("stopped by SIGINT; nothing was saved since the "
+                        "latest checkpoint", 128 + signal.SIGINT)
+  except errors.Interrupted as e:
+    _exit_with_one_line(str(e), e.exit_code)
+  except Exception as e:  # pylint: disable=broad-except
+    message = user_error_message(e)
+    if message is None or os.environ.get("MTF_SYNTH_TRACEBACK"):
       raise
-    message = _first_line(e)
-    if "No configurable matching" in message:
-      message += (" (check the spelling, or import the module defining it "
-                  "with --module_import or an `import` line in the gin file)")
-    elif "Unable to open file" in message:
-      message += " (gin files are searched in: %s)" % ", ".join(
-          gin_search_dirs())
-    print("mtf_synth: error: %s" % message, file=sys.stderr)
-    print("mtf_synth: (set MTF_SYNTH_TRACEBACK=1 to see the traceback)",
-          file=sys.stderr)
-    sys.exit(2)
+    _exit_with_one_line(message, 2)
+
+
+class _DropMissingGinPathNoise(logging.Filter):
+  """gin logs an ERROR for every search-path directory a file is not in."""
+
+  def filter(self, record):
+    return not (record.module == "resource_reader"
+                and record.msg.startswith("Path not found"))
 
 
 def console_main():
+  if len(sys.argv) == 1:
+    sys.stderr.write(USAGE)
+    sys.exit(2)
+  for name in _MAIN_FLAGS:  # what --help shows
+    FLAGS.register_key_flag_for_module(sys.argv[0], FLAGS[name])
+  logging.getLogger().addFilter(_DropMissingGinPathNoise())
   tf.disable_v2_behavior()
   tf.logging.set_verbosity(tf.logging.INFO)
   app.run(_run_with_one_line_errors)

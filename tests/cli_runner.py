@@ -44,11 +44,15 @@ def mtf_synth(model_dir, *args, timeout=600):
                         check=False)
 
 
-def start_mtf_synth(model_dir, *args):
-  """Starts `python -m mtf_synth` without waiting (for kill tests)."""
+def start_mtf_synth(model_dir, *args, capture=False):
+  """Starts `python -m mtf_synth` without waiting (for kill tests).
+
+  With capture, communicate() returns its stderr as text.
+  """
   return subprocess.Popen(_command(model_dir, args),
                           stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL, env=_environment())
+                          stderr=subprocess.PIPE if capture else
+                          subprocess.DEVNULL, text=True, env=_environment())
 
 
 def checkpoint_digest(model_dir):

@@ -8,21 +8,27 @@ specific layers or tasks.
 import math
 import os
 import re
+import signal
+import threading
 import time
 
 import gin
 import numpy as np
 import tensorflow.compat.v1 as tf
 
+from mtf_synth import errors
+from mtf_synth.runtime import model_dir_lock
+
 _DEFAULT_SEED = 0
 _FEATURE_KEYS_COUNTED_AS_TOKENS = ("inputs", "targets")
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-class NonFiniteLossError(FloatingPointError):
+class NonFiniteLossError(errors.UserError):
   """Training produced a NaN or infinite loss; nothing after it was saved."""
 
 
-class EmptyDatasetError(ValueError):
+class EmptyDatasetError(errors.UserError):
   """The training input ended before a single step could run."""
 
 
@@ -145,8 +151,159 @@ class _ProgressHook(tf.train.SessionRunHook):
     self._writer.flush()
 
   @property
+  def step(self):
+    return self._step
+
+  @property
   def steps_run(self):
     return self._step - self.start_step
+
+
+def latest_step(model_dir):
+  """The global step of model_dir's latest checkpoint, or None."""
+  last = tf.train.latest_checkpoint(model_dir)
+  return int(tf.train.load_variable(last, "global_step")) if last else None
+
+
+def already_trained(model_dir, train_steps):
+  """True when model_dir's latest checkpoint is at train_steps already.
+
+  Raises:
+    UserError: the checkpoint is past train_steps (training on would run a
+      learning-rate schedule past its end and delete older checkpoints).
+  """
+  step = latest_step(model_dir)
+  if step is None or train_steps is None or step < train_steps:
+    return False
+  if step > train_steps:
+    raise errors.UserError(
+        "train_steps=%d is below the step of the latest checkpoint in %s "
+        "(%d): train_steps counts from step 0, not from this run's start; "
+        "pass train_steps >= %d, or another --model_dir to start afresh" %
+        (train_steps, model_dir, step, step))
+  return True
+
+
+def _mismatch_hint(checkpoint_path):
+  return ("the config builds another model than the one that wrote %s: "
+          "compare your gin files with %s" % (
+              checkpoint_path, os.path.join(os.path.dirname(checkpoint_path),
+                                            "operative_config.gin")))
+
+
+def check_checkpoint_fits(checkpoint_path, graph):
+  """Fails loudly where restoring checkpoint_path into graph would not.
+
+  Checkpoint variables the model does not use would be silently skipped, so
+  they are listed as a warning; a model variable the checkpoint lacks, or has
+  with another shape or dtype, is an error naming it.
+
+  Raises:
+    CheckpointMismatchError: a model variable cannot be restored.
+  """
+  reader = tf.train.load_checkpoint(checkpoint_path)
+  saved_shapes = reader.get_variable_to_shape_map()
+  saved_dtypes = reader.get_variable_to_dtype_map()
+  model = {v.op.name: v for v in
+           graph.get_collection(tf.GraphKeys.GLOBAL_VARIABLES)}
+  unused = sorted(set(saved_shapes) - set(model))
+  if unused:
+    tf.logging.warning("%d variables of checkpoint %s are not in this model "
+                       "and are not restored: %s", len(unused),
+                       checkpoint_path, ", ".join(unused))
+  missing = sorted(set(model) - set(saved_shapes))
+  if missing:
+    tf.logging.warning("variables of this model missing from checkpoint %s:"
+                       " %s", checkpoint_path, ", ".join(missing))
+    raise errors.CheckpointMismatchError(
+        "model variable %s%s is not in checkpoint %s: %s" % (
+            missing[0], " (and %d more, listed above)" % (len(missing) - 1)
+            if len(missing) > 1 else "", checkpoint_path,
+            _mismatch_hint(checkpoint_path)))
+  for name in sorted(model):
+    shape = model[name].shape.as_list()
+    dtype = model[name].dtype.base_dtype
+    saved_shape, saved_dtype = saved_shapes[name], saved_dtypes[name]
+    if shape == saved_shape and dtype == saved_dtype:
+      continue
+    if shape == saved_shape and saved_dtype == tf.bfloat16:
+      hint = ("to continue from a bfloat16 (upstream) checkpoint pass "
+              "--gin_param=\"utils.get_variable_dtype.master_dtype="
+              "'bfloat16'\"")
+    else:
+      hint = _mismatch_hint(checkpoint_path)
+    raise errors.CheckpointMismatchError(
+        "variable %s is %s %s in checkpoint %s but %s %s in the model: %s" % (
+            name, saved_dtype.name, saved_shape, checkpoint_path, dtype.name,
+            shape, hint))
+
+
+class _StopOnSignals(tf.train.SessionRunHook):
+  """SIGINT / SIGTERM stop training after the running step.
+
+  The checkpoint savers' end() then save that step, so a resumed run
+  continues bit-exact. A second signal gets the previous handler (abort
+  without saving).
+  """
+
+  def __init__(self):
+    self.signum = None
+    self._previous = {}
+
+  def __enter__(self):
+    if threading.current_thread() is not threading.main_thread():
+      return self  # Python lets only the main thread handle signals
+    for signum in _STOP_SIGNALS:
+      self._previous[signum] = signal.signal(signum, self._handle)
+    return self
+
+  def __exit__(self, *unused_exc_info):
+    for signum, handler in self._previous.items():
+      signal.signal(signum, handler)
+    self._previous = {}
+
+  def _handle(self, signum, unused_frame):
+    self.signum = signum
+    tf.logging.warning("%s: saving a checkpoint at the current step, then "
+                       "stopping (send it again to stop without saving)",
+                       signal.Signals(signum).name)
+    self.__exit__()
+
+  def after_run(self, run_context, run_values):
+    if self.signum is not None:
+      run_context.request_stop()
+
+
+def _partial_checkpoint_files(model_dir, step, keep):
+  prefix = os.path.join(model_dir, "model.ckpt-%d" % step)
+  paths = tf.io.gfile.glob(prefix + "_temp*")
+  if keep != prefix:
+    paths += tf.io.gfile.glob(prefix + ".*")
+  return paths
+
+
+def _explain_save_errors(saver_hook, model_dir):
+  """A failed save names its path and the checkpoint kept; no debris left."""
+  save = saver_hook._save  # pylint: disable=protected-access
+
+  def save_or_explain(session, step):
+    try:
+      return save(session, step)
+    except (tf.errors.OpError, OSError) as e:
+      previous = tf.train.latest_checkpoint(model_dir)
+      for path in _partial_checkpoint_files(model_dir, step, keep=previous):
+        if tf.io.gfile.isdir(path):
+          tf.io.gfile.rmtree(path)
+        else:
+          tf.io.gfile.remove(path)
+      reason = " ".join(str(getattr(e, "message", e)).split())
+      raise errors.CheckpointWriteError(
+          "could not write checkpoint %s (%s); the previous checkpoint %s is "
+          "kept: free space or fix permissions, then re-run to resume" % (
+              os.path.join(model_dir, "model.ckpt-%d" % step), reason,
+              previous or "(none)")) from e
+
+  saver_hook._save = save_or_explain  # pylint: disable=protected-access
 
 
 def _format_seconds(seconds):
@@ -191,20 +348,26 @@ def train(graph, spec, features, model_dir, config, max_steps=None,
           steps=None, hooks=(), saving_listeners=None):
   """Runs spec.train_op until global_step reaches max_steps.
 
-  Resumes from the latest checkpoint in model_dir (same global step,
-  optimizer slots; the data position is restored by the input_fn, see
-  `utils.run.skip_seen_data` in gin/runtime/defaults.gin).
+  Holds model_dir's lock (one trainer per model_dir). Resumes from the latest
+  checkpoint in model_dir (same global step, optimizer slots; the data
+  position is restored by the input_fn, see `utils.run.skip_seen_data` in
+  gin/runtime/defaults.gin); does nothing when it is at max_steps already.
+  SIGINT / SIGTERM save the current step and raise errors.Interrupted.
   """
+  model_dir_lock.acquire(model_dir)
   settings = train_loop_settings()
+  if steps is not None:
+    max_steps = (latest_step(model_dir) or 0) + steps
+  if already_trained(model_dir, max_steps):
+    tf.logging.info("%s is at step %d = train_steps already: nothing to "
+                    "train", model_dir, max_steps)
+    return
+  last = tf.train.latest_checkpoint(model_dir)
+  if last:
+    check_checkpoint_fits(last, graph)
   increment_global_step_last(spec.train_op)
   scaffold = _scaffold(spec)
   all_hooks = list(spec.training_chief_hooks) + list(spec.training_hooks)
-  has_saver = any(isinstance(h, tf.train.CheckpointSaverHook)
-                  for h in all_hooks)
-  if steps is not None:
-    last = tf.train.latest_checkpoint(model_dir)
-    start = int(tf.train.load_variable(last, "global_step")) if last else 0
-    max_steps = start + steps
   progress = _ProgressHook(spec.loss, model_dir, settings["log_every_steps"],
                            max_steps, _tokens_per_step(features))
   # Summaries the model added to the graph (mesh TF: learning_rate).
@@ -212,14 +375,18 @@ def train(graph, spec, features, model_dir, config, max_steps=None,
   summary_hook = tf.train.SummarySaverHook(
       save_steps=settings["summary_every_steps"], output_dir=model_dir,
       summary_op=tf.summary.merge_all())
-  hooks = [progress, summary_hook] + all_hooks + list(hooks)
-  if not has_saver:
+  stop_on_signals = _StopOnSignals()
+  hooks = [progress, stop_on_signals, summary_hook] + all_hooks + list(hooks)
+  if not any(isinstance(h, tf.train.CheckpointSaverHook) for h in all_hooks):
     hooks.append(tf.train.CheckpointSaverHook(
         model_dir, save_steps=config.save_checkpoints_steps or 1000,
         scaffold=scaffold, listeners=saving_listeners))
+  for hook in hooks:
+    if isinstance(hook, tf.train.CheckpointSaverHook):
+      _explain_save_errors(hook, model_dir)
   if max_steps is not None:
     hooks.append(tf.train.StopAtStepHook(last_step=max_steps))
-  with tf.train.MonitoredTrainingSession(
+  with stop_on_signals, tf.train.MonitoredTrainingSession(
       master=config.master, checkpoint_dir=model_dir, scaffold=scaffold,
       hooks=hooks,
       save_checkpoint_secs=None, save_checkpoint_steps=None,
@@ -228,6 +395,12 @@ def train(graph, spec, features, model_dir, config, max_steps=None,
       config=session_config(graph, config.session_config)) as session:
     while not session.should_stop():
       session.run(spec.train_op)
+  if stop_on_signals.signum is not None:
+    raise errors.Interrupted(
+        stop_on_signals.signum,
+        "stopped by %s at step %d, saved in %s: run the same command to "
+        "resume" % (signal.Signals(stop_on_signals.signum).name,
+                    progress.step, tf.train.latest_checkpoint(model_dir)))
   if progress.steps_run == 0 and (max_steps is None
                                   or progress.start_step < max_steps):
     raise EmptyDatasetError(
@@ -237,6 +410,7 @@ def train(graph, spec, features, model_dir, config, max_steps=None,
 
 
 def _restoring_session(graph, spec, checkpoint_path, hooks, config):
+  check_checkpoint_fits(checkpoint_path, graph)
   creator = tf.train.ChiefSessionCreator(
       scaffold=_scaffold(spec), checkpoint_filename_with_path=checkpoint_path,
       config=session_config(graph, config.session_config))
@@ -304,6 +478,7 @@ def export(graph, spec, receiver, checkpoint_path, export_dir_base, as_text,
   builder = tf.saved_model.Builder(export_dir)
   signature = tf.saved_model.predict_signature_def(
       inputs=receiver.receiver_tensors, outputs=spec.predictions)
+  check_checkpoint_fits(checkpoint_path, graph)
   with tf.Session(graph=graph,
                   config=session_config(graph, config.session_config)) as sess:
     saver.restore(sess, checkpoint_path)
