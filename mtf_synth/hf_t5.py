@@ -213,20 +213,18 @@ class T5Architecture:
                  if isinstance(x, transformer_layers.SelfAttention)]
     feed_forward = [x for x in encoder + decoder
                     if isinstance(x, transformer_layers.DenseReluDense)]
-    activation = _one_value("DenseReluDense.activation",
-                            [x.activation for x in feed_forward])
-    gated = isinstance(activation, list) and len(activation) == 2
-    if gated:
-      if activation[1] != "linear":
-        raise ConversionError("DenseReluDense.activation = %r: Hugging Face "
-                              "gates with a linear wi_1" % (activation,))
-      activation = activation[0]
-    if isinstance(activation, list) and len(activation) == 1:
-      activation = activation[0]
-    if activation not in _MTF_TO_HF_ACTIVATION:
+    activations = _one_value("DenseReluDense.activation",
+                             [x.activation for x in feed_forward])
+    if not isinstance(activations, list):
+      activations = [activations]
+    gated = activations[1:] == ["linear"]
+    activation = activations[0]
+    if len(activations) != 1 + gated or not isinstance(activation, str) or (
+        activation not in _MTF_TO_HF_ACTIVATION):
       raise ConversionError(
           "DenseReluDense.activation = %r has no Hugging Face equivalent "
-          "(supported: %s)" % (activation, ", ".join(_MTF_TO_HF_ACTIVATION)))
+          "(supported: one of %s, or [it, 'linear'])" % (
+              activations, ", ".join(_MTF_TO_HF_ACTIVATION)))
     for knob, value in (("attention_func", None),
                         ("fold_scaling_into_initializer", True),
                         ("num_memory_heads", 0)):
@@ -305,7 +303,7 @@ class T5Architecture:
         "import mtf_synth",
         "import mesh_tensorflow.transformer.transformer_layers",
         "",
-    ] + ["include %r" % path for path in gin_files] + [
+    ] + ["include %r" % _include_path(path) for path in gin_files] + [
         "",
         "utils.run.model_type = 'bitransformer'",
         "Bitransformer.shared_embedding = True",
@@ -336,6 +334,11 @@ class T5Architecture:
         "",
     ] + list(gin_params)
     return "\n".join(lines) + "\n"
+
+
+def _include_path(path):
+  """A local gin file by absolute path; others stay on gin's search path."""
+  return os.path.abspath(path) if os.path.exists(path) else path
 
 
 def _one_value(knob, values, required=dataclasses.MISSING):

@@ -172,6 +172,18 @@ def test_gin_file_describes_the_architecture(imported):
           architecture.relative_attention_num_buckets) == (2, 3, 8)
 
 
+@pytest.mark.parametrize("gin_param, message", [
+    ("DenseReluDense.activation = 'sigmoid'", "no Hugging Face equivalent"),
+    ("num_heads = 4", "does not match the gin model"),
+])
+def test_export_refuses_what_hugging_face_cannot_build(imported, tmp_path,
+                                                       gin_param, message):
+  _, _, _, report = imported
+  with pytest.raises(hf_t5.ConversionError, match=message):
+    hf_t5.export_hf_t5(report.checkpoint, str(tmp_path / "hf"),
+                       gin_files=[report.gin_file], gin_params=[gin_param])
+
+
 @pytest.fixture(scope="module")
 def mixture(tmp_path_factory):
   """A random v1.1 HF T5 imported into a random+vanilla Synthesizer."""
