@@ -23,8 +23,10 @@ PACKED_POSITION = np.array([[0, 1, 2, 3, 0, 1], [0, 1, 2, 0, 1, 0]])
 PACKED_SEQUENCE_ID = np.array([[1, 1, 1, 1, 2, 2], [1, 1, 1, 2, 2, 0]])
 
 
-def call_layer(mesh, layer, x, packed, causal, length=LENGTH, mode="eval"):
-  """Calls `layer` on numpy `x` in a hand-made encoder/decoder Context."""
+def call_layer(mesh, layer, x, packed, causal, length=LENGTH, mode="eval",
+               activation_dtype=tf.float32):
+  """Calls `layer` on numpy `x` in a hand-made encoder/decoder Context
+  (float32 weights, `activation_dtype` activations)."""
   batch_dim = mtf.Dimension("batch", BATCH)
   length_dim = mtf.Dimension("length", length)
   model_dim = mtf.Dimension("d_model", D_MODEL)
@@ -37,13 +39,14 @@ def call_layer(mesh, layer, x, packed, causal, length=LENGTH, mode="eval"):
   context = transformer.Context(
       model=types.SimpleNamespace(model_dim=model_dim, max_length_dim=None),
       mesh=mesh, batch_dims=[batch_dim], length_dim=length_dim,
-      variable_dtype=mtf.VariableDType(tf.float32), mode=mode,
+      variable_dtype=mtf.VariableDType(tf.float32, tf.float32,
+                                       activation_dtype), mode=mode,
       position=ints(PACKED_POSITION) if packed else length_range,
       position_is_default=not packed,
       sequence_id=ints(PACKED_SEQUENCE_ID) if packed else None,
       read_priority=length_range if causal else None,
       write_priority=length_range if causal else None)
-  x_mtf = mtf.import_tf_tensor(mesh, tf.constant(x),
+  x_mtf = mtf.import_tf_tensor(mesh, tf.constant(x, activation_dtype),
                                [batch_dim, length_dim, model_dim])
   with tf.variable_scope("layer"):
     return layer.call(context, x_mtf)
@@ -54,13 +57,16 @@ def make_layer(mode, **kwargs):
                               max_length=MAX_LENGTH, **kwargs)
 
 
-def layer_outputs(mode, x, packed, causal, init_values=None, **layer_kwargs):
-  """Runs one SynthesizerAttention on `x`; returns its output and weights."""
+def layer_outputs(mode, x, packed, causal, init_values=None,
+                  activation_dtype=tf.float32, **layer_kwargs):
+  """Runs one SynthesizerAttention on `x`; returns its output (float32) and
+  weights."""
   layer = make_layer(mode, **layer_kwargs)
 
   def build(mesh):
-    y = call_layer(mesh, layer, x, packed, causal)
-    return dict(variable_outputs(mesh), y=y)
+    y = call_layer(mesh, layer, x, packed, causal,
+                   activation_dtype=activation_dtype)
+    return dict(variable_outputs(mesh), y=mtf.cast(y, tf.float32))
 
   out = run_mtf(build, seed=3, init_values=init_values)
   weights = {k.split("/", 1)[1]: v for k, v in out.items() if "/" in k}
@@ -172,6 +178,52 @@ def test_factorized_dense_rows_have_a_times_b_distinct_logits(a, b):
 
   rows = run_mtf(build)["logits"].reshape(-1, a * b)
   assert [len(np.unique(row)) for row in rows] == [a * b] * len(rows)
+
+
+def test_bfloat16_activations_keep_logits_and_softmax_float32():
+  """In the lowered graph of a bfloat16-activation layer, every op of each
+  component's logits and of the softmaxes (mixture alphas, attention) is
+  float32, while the value path is bfloat16."""
+  members = MIXTURES[1].split("+")
+  with tf.Graph().as_default() as graph:
+    mesh = mtf.Mesh(mtf.Graph(), "mesh")
+    x = np.zeros((BATCH, LENGTH, D_MODEL), np.float32)
+    y = call_layer(mesh, make_layer(MIXTURES[1]), x, packed=True, causal=True,
+                   activation_dtype=tf.bfloat16)
+    mesh_impl = mtf.placement_mesh_impl.PlacementMeshImpl(
+        mtf.convert_to_shape(""), mtf.convert_to_layout_rules(""), [""])
+    mtf.Lowering(mesh.graph, {mesh: mesh_impl}).export_to_tf_tensor(y)
+  dtypes = {}  # scope under the layer ("softmax_1" counted as "softmax")
+  for op in graph.get_operations():
+    if op.name.startswith("layer/"):
+      scope = op.name.split("/")[1]
+      scope = "softmax" if scope.startswith("softmax") else scope
+      dtypes.setdefault(scope, set()).update(
+          t.dtype for t in op.outputs if t.dtype.is_floating)
+  assert {s: dtypes[s] for s in members + ["softmax"]} == {
+      s: {tf.float32} for s in members + ["softmax"]}
+  assert tf.bfloat16 in set.union(*dtypes.values())
+  assert y.dtype == tf.bfloat16
+
+
+@pytest.mark.parametrize("mode", COMPONENTS + MIXTURES)
+def test_bfloat16_activations_match_float32(mode):
+  """A bfloat16-activation layer is close to the float32 one. Logits with
+  a large common offset (softmax ignores it) show that logits are float32:
+  in bfloat16, 100 + z is rounded to steps of 0.5."""
+  x = np.random.RandomState(0).normal(size=(BATCH, LENGTH, D_MODEL))
+  x = x.astype(np.float32)
+  rng = np.random.RandomState(1)
+  offsets = {
+      "layer/%s/table" % name: 100 + rng.normal(
+          size=(HEADS, MAX_LENGTH, MAX_LENGTH))
+      for name in ("random", "fixed_random") if name in mode.split("+")}
+  if "dense" in mode.split("+"):
+    offsets["layer/dense/b2"] = np.full((HEADS, MAX_LENGTH), 100.0)
+  y = {dtype: layer_outputs(mode, x, packed=True, causal=True,
+                            init_values=offsets, activation_dtype=dtype)[0]
+       for dtype in (tf.float32, tf.bfloat16)}
+  np.testing.assert_allclose(y[tf.bfloat16], y[tf.float32], atol=3e-2)
 
 
 def built_parameter_counts(layer, length=LENGTH):

@@ -234,10 +234,14 @@ def mix_logits(logits: List[mtf.Tensor], alpha_logits, members_dim):
 
 def attend(logits, values, memory_length_dim, kv_dim, bias=None,
            dropout_rate=0.0, train=False, dropout_broadcast_dims=()):
-  """softmax over keys (after masking), then the weighted sum of values."""
+  """softmax over keys (after masking), then the weighted sum of values.
+
+  The softmax runs in the logits' dtype (float32 under bfloat16 activations);
+  the weights are then cast to the values' dtype.
+  """
   if bias is not None:
     logits += bias
-  weights = mtf.softmax(logits, memory_length_dim)
+  weights = mtf.cast(mtf.softmax(logits, memory_length_dim), values.dtype)
   # Input-independent logits lack the batch dims; the values bring them.
   extra_dims = [d for d in values.shape.dims if d not in weights.shape.dims]
   output_shape = mtf.Shape(weights.shape.dims + extra_dims) - memory_length_dim

@@ -64,6 +64,12 @@ class SynthesizerAttention(transformer.TransformerLayer):
   Incremental decoding caches the values (and the keys for vanilla); the
   synthesized logits need no cache, since they depend on the current token
   and positions only.
+
+  Logits (every component, the mixture) and their softmax are float32
+  whatever the activation dtype, as in mesh TF's attention with
+  float32_logits=True: the logits side reads its inputs and weights in
+  float32, and the attention weights are cast back to the activation dtype
+  before they weight the values.
   """
 
   def __init__(self,
@@ -170,10 +176,16 @@ class SynthesizerAttention(transformer.TransformerLayer):
           "raise SynthesizerAttention.max_length" % (self.mode, length,
                                                     max_length))
 
-  def _variable(self, context, name, spec, trainable=True):
+  def _variable(self, context, name, spec, trainable=True,
+                activation_dtype=None):
+    """A weight, read in `activation_dtype` (default the context's)."""
+    dtype = context.variable_dtype
+    if activation_dtype is not None:
+      dtype = mtf.VariableDType(dtype.master_dtype, dtype.slice_dtype,
+                                activation_dtype)
     return mtf.get_variable(context.mesh, name, mtf.Shape(spec.shape),
                             initializer=spec.initializer, trainable=trainable,
-                            dtype=context.variable_dtype)
+                            dtype=dtype)
 
   def _projection(self, context, name, x, dims, stddev):
     spec = synth.WeightSpec([dims.model, dims.heads, dims.kv], stddev)
@@ -252,14 +264,15 @@ class SynthesizerAttention(transformer.TransformerLayer):
     if not visible:
       return None
     return mtf_attention.visibility_mask_to_attention_bias(
-        functools.reduce(mtf.logical_and, visible), context.activation_dtype)
+        functools.reduce(mtf.logical_and, visible), tf.float32)
 
   def _component_logits(self, context, name, features, dims):
     component = synth.COMPONENTS[name]
     with tf.variable_scope(name):
-      weights = {w: self._variable(context, w, spec, component.trainable)
+      weights = {w: self._variable(context, w, spec, component.trainable,
+                                   activation_dtype=tf.float32)
                  for w, spec in component.weights(dims).items()}
-    return component.logits(weights, features, dims)
+      return component.logits(weights, features, dims)
 
   def call(self, context, x, losses=None):
     """Synthesized (or mixed) attention over `x`'s own sequence."""
@@ -272,7 +285,9 @@ class SynthesizerAttention(transformer.TransformerLayer):
     query_position, query_is_range, memory_position, memory_is_range = (
         self._positions(context, memory_length, max_length))
     features = synth.Features(
-        x=x, keys=keys, query_position=query_position,
+        x=mtf.cast(x, tf.float32),
+        keys=None if keys is None else mtf.cast(keys, tf.float32),
+        query_position=query_position,
         memory_position=memory_position, query_is_range=query_is_range,
         memory_is_range=memory_is_range)
     logits = [self._component_logits(context, name, features, dims)
@@ -280,7 +295,8 @@ class SynthesizerAttention(transformer.TransformerLayer):
     if len(logits) > 1:
       members_dim = mtf.Dimension("synth_members", len(logits))
       alpha_logits = self._variable(
-          context, "alpha_logits", synth.WeightSpec([members_dim], 0.0))
+          context, "alpha_logits", synth.WeightSpec([members_dim], 0.0),
+          activation_dtype=tf.float32)
       logits = [synth.mix_logits(logits, alpha_logits, members_dim)]
     o = synth.attend(logits[0], values, memory_length, dims.kv,
                      bias=self._bias(context, memory_length),
