@@ -9,6 +9,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from mtf_harness import run_mtf, variable_outputs
+from mtf_synth import errors
 from mtf_synth.attention import synthesizer as synth
 from mtf_synth.layers.synthesizer import SynthesizerAttention
 
@@ -263,12 +264,12 @@ def test_upstream_aliases(alias, members):
 
 @pytest.mark.parametrize("mode", ["nonsense", "random+random", "random+"])
 def test_unknown_mode_is_an_error(mode):
-  with pytest.raises(ValueError, match="SynthesizerAttention.mode"):
+  with pytest.raises(errors.UserError, match="SynthesizerAttention.mode"):
     make_layer(mode)
 
 
 def test_sequence_longer_than_max_length_is_a_one_line_error():
-  with pytest.raises(ValueError) as error:
+  with pytest.raises(errors.UserError) as error:
     built_parameter_counts(make_layer("random"), length=MAX_LENGTH + 1)
   message = str(error.value)
   assert "max_length 12" in message and "\n" not in message

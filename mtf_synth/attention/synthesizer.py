@@ -39,6 +39,8 @@ from typing import Callable, Dict, List, Optional
 import mesh_tensorflow as mtf
 import tensorflow.compat.v1 as tf
 
+from mtf_synth import errors
+
 ALIASES = {
     "factorized": "factorized_random",
     "dense_minus": "dense",
@@ -317,7 +319,7 @@ def parse_mode(mode: str) -> List[str]:
   members = ALIASES.get(mode, mode).split("+")
   unknown = [m for m in members if m not in COMPONENTS]
   if unknown or len(set(members)) != len(members):
-    raise ValueError(
+    raise errors.UserError(
         "SynthesizerAttention.mode %r: use distinct components from %s joined "
         "by '+', or an alias from %s" % (mode, sorted(COMPONENTS),
                                          sorted(ALIASES)))

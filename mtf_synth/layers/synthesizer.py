@@ -16,6 +16,7 @@ from mesh_tensorflow.transformer import attention as mtf_attention
 from mesh_tensorflow.transformer import transformer
 import tensorflow.compat.v1 as tf
 
+from mtf_synth import errors
 from mtf_synth.attention import synthesizer as synth
 
 
@@ -117,7 +118,7 @@ class SynthesizerAttention(transformer.TransformerLayer):
       return self.max_length
     model_max_length = getattr(context.model, "max_length_dim", None)
     if model_max_length is None:
-      raise ValueError("SynthesizerAttention needs max_length (the model has "
+      raise errors.UserError("SynthesizerAttention needs max_length (the model has "
                        "no positional max_length): set "
                        "SynthesizerAttention.max_length in gin")
     return model_max_length.size
@@ -130,7 +131,7 @@ class SynthesizerAttention(transformer.TransformerLayer):
                               _divisor_near_sqrt(max_length))
     b = self.factorized_b or max_length // a
     if a * b != max_length:
-      raise ValueError("SynthesizerAttention: factorized_a * factorized_b = "
+      raise errors.UserError("SynthesizerAttention: factorized_a * factorized_b = "
                        "%d * %d must equal max_length %d" % (a, b, max_length))
     return a, b
 
@@ -171,7 +172,7 @@ class SynthesizerAttention(transformer.TransformerLayer):
   def _check_length(self, context, max_length):
     length = context.length_dim.size
     if self.synthesized and length > max_length:
-      raise ValueError(
+      raise errors.UserError(
           "SynthesizerAttention(mode=%r): sequence length %d > max_length %d; "
           "raise SynthesizerAttention.max_length" % (self.mode, length,
                                                     max_length))
