@@ -7,6 +7,7 @@ that TensorFlow removed, pointing them at `mtf_synth.runtime`, which rebuilds
 the execution engine (the Estimator) that mesh TF and t5 run on.
 """
 
+import functools
 import importlib.util
 import os
 import sys
@@ -111,31 +112,60 @@ def _contrib_image():
   sys.modules["tensorflow.contrib.image"] = contrib.image
 
 
-def _decodes_written_as_text():
+def _patch_once(owner, name, make_replacement):
+  """Replaces owner.name by make_replacement(original), once."""
+  original = getattr(owner, name)
+  if getattr(original, "_mtf_synth_patched", False):
+    return
+  replacement = make_replacement(original)
+  replacement._mtf_synth_patched = True  # pylint: disable=protected-access
+  setattr(owner, name, replacement)
+
+
+def _decodes_written_as_text(write_lines):
   # Off TPU, mesh TF detokenizes in the graph (vocabulary.decode_tf), so the
   # decodes reaching utils.write_lines_to_file are bytes and were written as
   # "b'...'" under Python 3; the TPU path wrote text. Write text everywhere.
-  from mesh_tensorflow.transformer import utils
-  write_lines = utils.write_lines_to_file
-  if getattr(write_lines, "_mtf_synth_text", False):
-    return
-
   def write_lines_to_file(lines, filename):
     write_lines([line.decode("utf-8") if isinstance(line, bytes) else line
                  for line in lines], filename)
 
-  write_lines_to_file._mtf_synth_text = True  # pylint: disable=protected-access
-  utils.write_lines_to_file = write_lines_to_file
+  return write_lines_to_file
 
 
-def _mtf_model_eval_creates_summary_dir():
+def _scoring_model_fn(make_model_fn):
+  # Off TPU, mesh TF's model_fn detokenizes the scored targets in the graph
+  # (vocabulary.decode_tf), but its scoring code reads them as ids, as they
+  # are on TPU (score_with_estimator: .any(); save_scores: .tolist(), lengths,
+  # negative ids of unscored prefixes), so score_eval, score_from_strings and
+  # score_from_dataset crashed off TPU. The model_fn uses its vocabulary for
+  # nothing but detokenizing, so a scoring model_fn gets none.
+  # And an exported scorer answered batch_size rows whatever the request: the
+  # serving input pads requests to the batch and says how many rows are real
+  # (predict_batch_size), which only the predict branch used to cut.
+  def tpu_estimator_model_fn(*args, vocabulary=None,
+                             score_in_predict_mode=False, **kwargs):
+    if not score_in_predict_mode:
+      return make_model_fn(*args, vocabulary=vocabulary, **kwargs)
+    model_fn = make_model_fn(*args, vocabulary=None,
+                             score_in_predict_mode=True, **kwargs)
+
+    def score_model_fn(features, labels, mode, params=None, config=None):
+      rows = features.get("predict_batch_size")
+      spec = model_fn(features, labels, mode, params=params, config=config)
+      if rows is None or spec.predictions is None:
+        return spec
+      return spec._replace(predictions={
+          key: value[:rows] for key, value in spec.predictions.items()})
+
+    return score_model_fn
+
+  return tpu_estimator_model_fn
+
+
+def _mtf_model_eval_creates_summary_dir(evaluate):
   # t5's MtfModel.eval writes <model_dir>/<split>_eval/<task>_targets without
   # creating the folder: fine on GCS (no folders), an error on local disks.
-  from t5.models import mtf_model
-  evaluate = mtf_model.MtfModel.eval
-  if getattr(evaluate, "_mtf_synth_makedirs", False):
-    return
-
   def eval_with_summary_dir(self, mixture_or_task_name, *args, **kwargs):
     import tensorflow as tf
     split = kwargs.get("split", "validation")
@@ -143,8 +173,54 @@ def _mtf_model_eval_creates_summary_dir():
         self._model_dir, "{}_eval".format(split)))  # pylint: disable=protected-access
     return evaluate(self, mixture_or_task_name, *args, **kwargs)
 
-  eval_with_summary_dir._mtf_synth_makedirs = True  # pylint: disable=protected-access
-  mtf_model.MtfModel.eval = eval_with_summary_dir
+  return eval_with_summary_dir
+
+
+def _mtf_model_train_schedule_knows_total_steps(train):
+  # t5 bug: MtfModel.train gives mesh TF its learning-rate schedule without
+  # the `total_train_steps` that utils.run binds (the default
+  # learning_rate_schedule_noam requires it); bound here as utils.run does.
+  from mesh_tensorflow.transformer import learning_rate_schedules
+
+  def train_with_total_steps(self, mixture_or_task_name, steps, *args,
+                             **kwargs):
+    schedule = self._learning_rate_schedule  # pylint: disable=protected-access
+    bound = schedule
+    if isinstance(bound, list):
+      bound = functools.partial(
+          learning_rate_schedules.product_learning_rate, factors=bound)
+    if callable(bound):
+      bound = functools.partial(bound, total_train_steps=steps)
+    self._learning_rate_schedule = bound  # pylint: disable=protected-access
+    try:
+      return train(self, mixture_or_task_name, steps, *args, **kwargs)
+    finally:
+      self._learning_rate_schedule = schedule  # pylint: disable=protected-access
+
+  return train_with_total_steps
+
+
+def _mtf_model_finetune_takes_main_arguments(finetune):
+  # t5 bug: mesh_transformer_main calls MtfModel.finetune(steps=...,
+  # checkpoint_steps=...), whose parameters are finetune_steps and
+  # pretrained_checkpoint_step.
+  def finetune_with_main_arguments(self, mixture_or_task_name,
+                                   finetune_steps=None,
+                                   pretrained_model_dir=None,
+                                   pretrained_checkpoint_step=-1,
+                                   split="train", steps=None,
+                                   checkpoint_steps=None):
+    if not pretrained_model_dir:
+      from mtf_synth import errors
+      raise errors.UserError("finetuning needs a pretrained model: pass "
+                             "--pretrained_model_dir (pretrained_model_dir=)")
+    return finetune(
+        self, mixture_or_task_name,
+        finetune_steps if steps is None else steps, pretrained_model_dir,
+        (pretrained_checkpoint_step if checkpoint_steps is None
+         else checkpoint_steps), split=split)
+
+  return finetune_with_main_arguments
 
 
 def apply():
@@ -158,5 +234,11 @@ def apply():
   _t5_without_torch()
   _contrib_image()
   _applied = True
-  _decodes_written_as_text()
-  _mtf_model_eval_creates_summary_dir()
+  from mesh_tensorflow.transformer import utils
+  from t5.models import mtf_model
+  _patch_once(utils, "write_lines_to_file", _decodes_written_as_text)
+  _patch_once(utils, "tpu_estimator_model_fn", _scoring_model_fn)
+  model = mtf_model.MtfModel
+  _patch_once(model, "eval", _mtf_model_eval_creates_summary_dir)
+  _patch_once(model, "train", _mtf_model_train_schedule_knows_total_steps)
+  _patch_once(model, "finetune", _mtf_model_finetune_takes_main_arguments)
