@@ -46,7 +46,10 @@ def _log_softmax(logits):
 
 
 def log_likelihoods(model_dir, vocabulary, inputs, targets, length=64):
-  """log p(target | input) for each pair, from the latest checkpoint."""
+  """log p(target | input) for each pair, from the latest checkpoint.
+
+  Parses the model's operative config, so leaves the gin config cleared.
+  """
   reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(model_dir))
   weights = {name: reader.get_tensor(name).astype(np.float32)
              for name in reader.get_variable_to_shape_map()}
