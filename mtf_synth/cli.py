@@ -21,6 +21,7 @@ import mtf_synth  # noqa: F401  (compat patches first)  pylint: disable=unused-i
 from absl import app  # pylint: disable=g-bad-import-order
 from absl import flags
 import gin
+from google.protobuf import message as protobuf_message
 import mesh_tensorflow as mtf
 import seqio
 import tensorflow.compat.v1 as tf
@@ -139,7 +140,8 @@ def _check_vocabulary():
     path = vocabulary.sentencepiece_model_file
     try:
       vocabulary.tokenizer  # pylint: disable=pointless-statement
-    except (RuntimeError, OSError, tf.errors.OpError) as e:
+    except (RuntimeError, OSError, tf.errors.OpError,
+            protobuf_message.DecodeError) as e:
       raise errors.UserError(
           "SentencePiece model %s cannot be loaded (%s): give a valid .model "
           "file (train one with python scripts/train_sentencepiece.py), or "
