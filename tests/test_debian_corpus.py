@@ -1,0 +1,232 @@
+"""The debian corpus builder (scripts/build_corpus.py, tasks/debian_corpus.py)
+and its seqio tasks (tasks/debian.py), on small inputs the tests write:
+gettext .mo catalogs (written by a minimal .mo writer here), a Packages list
+and reST documents."""
+
+import hashlib
+import json
+import os
+import struct
+import sys
+
+import pytest
+import seqio
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir,
+                                "scripts"))
+
+import build_corpus  # noqa: E402  pylint: disable=g-import-not-at-top
+from tasks import debian  # noqa: E402  pylint: disable=g-import-not-at-top
+from tasks import debian_corpus  # noqa: E402  pylint: disable=g-import-not-at-top
+from tasks.errors import TaskConfigError  # noqa: E402  pylint: disable=g-import-not-at-top
+
+
+def mo_bytes(messages, charset="UTF-8", byte_order="<"):
+  """A GNU .mo file of {msgid: msgstr} (keys may hold plural / context)."""
+  entries = sorted({"": "Content-Type: text/plain; charset=%s\n" % charset,
+                    **messages}.items())
+  ids = [k.encode(charset) for k, _ in entries]
+  strs = [v.encode(charset) for _, v in entries]
+  count = len(entries)
+  ids_at, strs_at = 28, 28 + 8 * count
+  data_at = strs_at + 8 * count
+  tables, blob = [b"", b""], b""
+  for table, strings in enumerate((ids, strs)):
+    for s in strings:
+      tables[table] += struct.pack(byte_order + "2I", len(s),
+                                   data_at + len(blob))
+      blob += s + b"\x00"
+  header = struct.pack(byte_order + "7I", debian_corpus.MO_MAGIC, 0, count,
+                       ids_at, strs_at, 0, 0)
+  return header + tables[0] + tables[1] + blob
+
+
+def test_read_mo_singulars_contexts_charsets_byte_orders():
+  messages = {"Open the file now": "Datei jetzt öffnen",
+              "menu\x04Close the window": "Fenster schließen",
+              "%d file removed\x00%d files removed":
+                  "%d Datei entfernt\x00%d Dateien entfernt",
+              "untranslated message here": ""}
+  expected = {"Open the file now": "Datei jetzt öffnen",
+              "Close the window": "Fenster schließen",
+              "%d file removed": "%d Datei entfernt"}
+  for charset in ("UTF-8", "ISO-8859-1"):
+    for order in "<>":
+      assert debian_corpus.read_mo(mo_bytes(messages, charset, order)) == (
+          expected)
+  with pytest.raises(ValueError):
+    debian_corpus.read_mo(b"\x00" * 28)
+
+
+def test_translation_pairs_normalise_and_filter():
+  messages = {
+      "Cannot open\n  file %s:\t%s": "Kann Datei %s nicht\n öffnen: %s",
+      "two words": "zwei Wörter",                       # < 3 words
+      " ".join(["word"] * 61): " ".join(["Wort"] * 61),  # > 60 words
+      "same in both languages": "same in both languages",  # untranslated
+      "\aTimed out waiting for input": "\aZeit abgelaufen beim Warten",
+      "Cannot open file %s: %s": "Kann Datei %s nicht öffnen: %s",  # dup
+  }
+  assert debian_corpus.translation_pairs(messages) == [
+      ("Cannot open file %s: %s", "Kann Datei %s nicht öffnen: %s"),
+      ("Timed out waiting for input", "Zeit abgelaufen beim Warten")]
+
+
+def _message(catalog, i):
+  return ("%s message number %d with %%s" % (catalog, i),
+          "%s Nachricht Nummer %d mit %%s" % (catalog, i))
+
+
+def write_inputs(root):
+  """Catalogs (20 per language, sizes 5..24), reST documents and a
+  Packages list; returns the builder's input flags."""
+  for language in debian_corpus.LANGUAGES:
+    folder = os.path.join(root, "locale", language, "LC_MESSAGES")
+    os.makedirs(folder)
+    for c in range(20):
+      name = "catalog%02d" % c
+      # A message shared by every catalog: kept once, in train.
+      messages = dict([_message(name, i) for i in range(5 + c)] +
+                      [("Report bugs to the maintainer",
+                        "Fehler an den Betreuer melden")])
+      with open(os.path.join(folder, name + ".mo"), "wb") as f:
+        f.write(mo_bytes(messages))
+  docs = os.path.join(root, "python_doc")
+  os.makedirs(docs)
+  for d in range(20):
+    with open(os.path.join(docs, "doc%02d.rst.txt" % d), "w") as f:
+      f.write("Title\n=====\n\n" + "\n\n".join(
+          "Paragraph %s of document number %d uses :func:`len` and "
+          "``print`` in plain English prose." % (p, d) for p in "abcd") +
+              "\n\n--option -x -y -z a table row, not prose at all 1 2 3\n")
+  os.makedirs(os.path.join(root, "man"))
+  lists = os.path.join(root, "lists")
+  os.makedirs(lists)
+  with open(os.path.join(lists, "test_Packages"), "w") as f:
+    for section in debian_corpus.SECTIONS + ("oldlibs",):
+      for p in range(60):
+        f.write("Package: %s-pkg%d\nSource: %s-src%d (1.0)\nSection: %s\n"
+                "Description: a %s package number %d\n its long text\n .\n"
+                " second paragraph\n\n" % (section, p, section, p % 30,
+                                           "main/" + section, section, p))
+  return ["--no_install", "--locale_dir=" + os.path.join(root, "locale"),
+          "--man_dir=" + os.path.join(root, "man"),
+          "--python_doc_dir=" + docs, "--apt_lists_dir=" + lists,
+          "--vocab_size=120"]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+  """The inputs and two builds of them: {"flags", "runs": [dir, dir]}."""
+  root = str(tmp_path_factory.mktemp("debian"))
+  flags = write_inputs(root)
+  runs = []
+  for run in ("first", "second"):
+    output = os.path.join(root, run)
+    assert build_corpus.main(flags + ["--output_dir=" + output]) == 0
+    runs.append(output)
+  return {"root": root, "runs": runs}
+
+
+def _manifest(output):
+  with open(os.path.join(output, debian_corpus.MANIFEST)) as f:
+    return json.load(f)
+
+
+def _lines(output, dataset, split):
+  with open(debian_corpus.dataset_files(output, dataset)[split]) as f:
+    return [line.rstrip("\n").split("\t") for line in f]
+
+
+def test_build_is_deterministic_and_manifest_hashes_files(built):
+  first, second = (_manifest(run) for run in built["runs"])
+  assert first == second
+  for name, splits in first["datasets"].items():
+    for split, info in splits.items():
+      with open(os.path.join(built["runs"][1], info["file"]), "rb") as f:
+        data = f.read()
+      assert hashlib.sha256(data).hexdigest() == info["sha256"]
+      assert data.count(b"\n") == info["examples"] > 0, (name, split)
+
+
+def test_translations_split_by_catalog(built):
+  output = built["runs"][0]
+  datasets = _manifest(output)["datasets"]
+  for language in debian_corpus.LANGUAGES:
+    name = "l10n_en" + language
+    catalogs = {s: set(datasets[name][s]["units"]) for s in
+                debian_corpus.SPLITS}
+    assert set.union(*catalogs.values()) == {"catalog%02d" % c
+                                             for c in range(20)}
+    assert not catalogs["train"] & (catalogs["test"] | catalogs["validation"])
+    for split, names in catalogs.items():
+      # Every pair comes from its split's catalogs (or is the shared one).
+      sources = {en.split(" ")[0] for en, _ in _lines(output, name, split)}
+      assert sources - {"Report"} == names
+    train = {en for en, _ in _lines(output, name, "train")}
+    assert "Report bugs to the maintainer" in train
+    for split in ("validation", "test"):
+      assert not train & {en for en, _ in _lines(output, name, split)}
+    assert all("%s" in en and "%s" in target
+               for en, target in _lines(output, name, "test"))
+
+
+def test_lm_and_sections(built):
+  output = built["runs"][0]
+  paragraphs = [p for s in debian_corpus.SPLITS
+                for (p,) in _lines(output, "lm", s)]
+  assert len(paragraphs) == 20 * 4  # the option-table line is not prose
+  assert "uses len and print in plain English prose." in paragraphs[0]
+  sections = _manifest(output)["datasets"]["sections"]
+  for split in debian_corpus.SPLITS:
+    labels = [label for label, _ in _lines(output, "sections", split)]
+    counts = {label: labels.count(label) for label in set(labels)}
+    assert set(counts) == set(debian_corpus.SECTIONS)  # no "oldlibs"
+    assert len(set(counts.values())) == 1  # balanced
+    assert sections[split]["examples"] == len(labels)
+  texts = [t for _, t in _lines(output, "sections", "train")]
+  assert "a games package number 0 its long text second paragraph" in texts
+
+
+def _examples(task, split, n):
+  dataset = seqio.get_mixture_or_task(task).get_dataset(
+      None, split=split, shuffle=False)
+  return list(dataset.take(n).as_numpy_iterator())
+
+
+def test_tasks_read_the_corpus(built, monkeypatch):
+  monkeypatch.setenv("MTF_SYNTH_DEBIAN_DIR", built["runs"][0])
+  output = built["runs"][0]
+  en, de = _lines(output, "l10n_ende", "test")[0]
+  example = _examples("debian_l10n_ende", "test", 1)[0]
+  assert example["inputs_pretokenized"].decode() == (
+      "translate English to German: " + en)
+  assert example["targets_pretokenized"].decode() == de
+  vocabulary = seqio.get_mixture_or_task(
+      "debian_l10n_ende").output_features["targets"].vocabulary
+  assert vocabulary.decode(example["targets"].tolist()) == de
+  (paragraph,) = _lines(output, "lm", "train")[0]
+  lm = _examples("debian_lm_bytes", "train", 1)[0]
+  assert "inputs" not in lm and lm["targets_pretokenized"].decode() == (
+      paragraph)
+  label, text = _lines(output, "sections", "validation")[0]
+  section = _examples("debian_sections", "validation", 1)[0]
+  assert section["inputs_pretokenized"].decode() == (
+      "debian_sections text: " + text)
+  assert section["targets_pretokenized"].decode() == label
+
+
+def test_missing_corpus_is_one_line_naming_the_builder(tmp_path, monkeypatch):
+  monkeypatch.setenv("MTF_SYNTH_DEBIAN_DIR", str(tmp_path))
+  with pytest.raises(TaskConfigError, match="scripts/build_corpus.py"):
+    _examples("debian_lm_bytes", "train", 1)
+
+
+def test_install_needs_apt_get_and_root(monkeypatch):
+  monkeypatch.setattr(build_corpus.shutil, "which", lambda _: None)
+  with pytest.raises(TaskConfigError, match="apt-get not found.*--no_install"):
+    build_corpus.install(build_corpus.PACKAGES)
+  monkeypatch.setattr(build_corpus.shutil, "which", lambda _: "/apt-get")
+  monkeypatch.setattr(build_corpus.os, "geteuid", lambda: 1000)
+  with pytest.raises(TaskConfigError, match="needs root.*--no_install"):
+    build_corpus.install(build_corpus.PACKAGES)
