@@ -13,6 +13,7 @@ from test_kernel_attention import logits_of
 from test_kernel_attention import make_model
 from test_kernel_attention import random_ids
 from test_kernel_attention import VOCAB
+from test_kernel_bfloat16 import layer_graph_ops
 
 B, L, C, H, K = 2, 9, 6, 3, 4
 
@@ -174,3 +175,17 @@ def test_linformer_rejects_decoders():
                                           projected_length=4)], True)
   with pytest.raises(ValueError, match="encoders only"):
     run_logits(model, random_ids())
+
+
+def test_linformer_softmax_is_float32_under_bfloat16():
+  """Logits and softmax in float32 (mesh TF's float32_logits), the weights
+  cast to the values' bfloat16 only for the weighted sum."""
+  ops, out = layer_graph_ops(
+      mtf_synth.Linformer(num_heads=2, key_value_size=8, projected_length=4),
+      causal=False)
+  scores = [op.outputs[0] for op in ops
+            if {"length", "projected_length"}.issubset(
+                op.outputs[0].shape.dimension_names)]
+  assert [t.dtype for t in scores[:-1]] == [tf.float32] * (len(scores) - 1)
+  assert any(t.operation.name == "softmax/exp" for t in scores)
+  assert scores[-1].dtype == out.dtype == tf.bfloat16

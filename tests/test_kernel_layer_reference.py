@@ -29,8 +29,9 @@ def padded_ids():
   return ids
 
 
-def run_layer(layer, causal, x, ids, variable_dtype=None):
-  """The layer's output on x [batch, length, d_model] and its variables."""
+def run_layer(layer, causal, x, ids, variable_dtype=None, init_values=None):
+  """The layer's output on x [batch, length, d_model] (as float32) and its
+  variables {full name: value}; `init_values` overrides variables."""
   model = transformer.Unitransformer(
       layer_stack=mtf_harness.make_layer_stack([layer]), d_model=D_MODEL,
       input_vocab_size=10, output_vocab_size=10, autoregressive=causal,
@@ -53,13 +54,14 @@ def run_layer(layer, causal, x, ids, variable_dtype=None):
       out = layer.call(context, x_mtf)
     return dict(mtf_harness.variable_outputs(mesh),
                 out=mtf.cast(out, tf.float32))
-  values = mtf_harness.run_mtf(build)
-  out = values.pop("out")
-  return out, {name.split("/")[-1]: value for name, value in values.items()}
+  values = mtf_harness.run_mtf(build, init_values=init_values)
+  return values.pop("out"), values
 
 
 def reference_layer(kernel, x, ids, variables, causal, smoothing=1.0):
   """The paper's layer in numpy (float64)."""
+  variables = {name.split("/")[-1]: value
+               for name, value in variables.items()}
   def heads(w):  # mesh TF's combined {heads * d_kv} -> [.., heads, d_kv]
     return w.reshape(D_MODEL, HEADS, D_KV)
   q, k, v = (np.einsum("bld,dhk->blhk", x, heads(variables[name]))
@@ -103,5 +105,5 @@ def test_query_and_key_weights_start_alike():
       mtf_synth.KernelAttention(kernel="rff", num_heads=HEADS,
                                 key_value_size=D_KV),
       False, np.zeros((BATCH, LENGTH, D_MODEL)), padded_ids())
-  for name in ("q", "k"):
+  for name in ("layer/q", "layer/k"):
     assert variables[name].std() == pytest.approx(D_MODEL ** -0.5, rel=0.15)

@@ -169,6 +169,13 @@ KERNELS = {
 
 REDRAW_MODES = ("train", "never", "always")
 
+# Feature maps, the states S, z (also the decoding states) and the
+# normaliser are computed in float32 whatever the activation dtype, as mesh
+# TF's softmax attention computes its logits (float32_logits): exp features
+# and sums over the sequence lose too much in bfloat16. Only the q/k/v/o
+# projections run in the activation dtype.
+COMPUTE_DTYPE = tf.float32
+
 
 def _initializer(sampler):
   def initializer(shape, dtype=tf.float32, partition_info=None):
@@ -257,25 +264,28 @@ class KernelAttention(transformer.TransformerLayer):
     return self.redraw_features == "train" and context.train
 
   def kernel_inputs(self, context, heads_dims):
-    """The learned parameters and random draws the feature map is fed."""
+    """The learned parameters and random draws the feature map is fed,
+    read in COMPUTE_DTYPE."""
     spec = KERNELS[self.kernel]
     dims = self.kernel_dims(heads_dims)
+    variable_dtype = mtf.VariableDType(
+        context.variable_dtype.master_dtype,
+        context.variable_dtype.slice_dtype, COMPUTE_DTYPE)
     inputs = {}
     for name, param in spec.params.items():
       inputs[name] = mtf.get_variable(
           context.mesh, "kernel_" + name, mtf.Shape(param.dims(dims)),
-          initializer=_initializer(param.sampler),
-          dtype=context.variable_dtype)
+          initializer=_initializer(param.sampler), dtype=variable_dtype)
     for name, draw in spec.draws.items():
       shape = mtf.Shape(draw.dims(dims))
       stored = mtf.get_variable(
           context.mesh, "random_" + name, shape,
-          initializer=_initializer(draw.sampler),
-          dtype=context.variable_dtype, trainable=False)
+          initializer=_initializer(draw.sampler), dtype=variable_dtype,
+          trainable=False)
       if self._redraw(context):
         inputs[name] = mtf.import_tf_tensor(
             context.mesh, draw.sampler(shape.to_integer_list,
-                                       dtype=context.activation_dtype), shape)
+                                       dtype=COMPUTE_DTYPE), shape)
       else:
         inputs[name] = stored
     if spec.trigonometric:
@@ -292,7 +302,7 @@ class KernelAttention(transformer.TransformerLayer):
     """1.0 for real keys, 0.0 for padding; None when nothing is padded."""
     for ids in (context.sequence_id, context.inputs):
       if isinstance(ids, mtf.Tensor) and context.length_dim in ids.shape:
-        nonpadding = mtf.cast(mtf.not_equal(ids, 0), context.activation_dtype)
+        nonpadding = mtf.cast(mtf.not_equal(ids, 0), COMPUTE_DTYPE)
         return mtf.replace_dimensions(nonpadding, context.length_dim,
                                       memory_length_dim)
     return None
@@ -312,9 +322,10 @@ class KernelAttention(transformer.TransformerLayer):
     # symmetric q and k), but then compute_q multiplies q by softmax's
     # d^-1/2; undo that: the feature map scales q and k by d^-1/4 each, so
     # the kernel sees q . k / sqrt(d) as in the paper.
-    q_features = phi(params.compute_q(x) * self.key_value_size ** 0.5)
-    k_features = phi(params.compute_k(x))
-    v = params.compute_v(x)
+    q = mtf.cast(params.compute_q(x), COMPUTE_DTYPE)
+    q_features = phi(q * self.key_value_size ** 0.5)
+    k_features = phi(mtf.cast(params.compute_k(x), COMPUTE_DTYPE))
+    v = mtf.cast(params.compute_v(x), COMPUTE_DTYPE)
     features_dim = q_features.shape.get_dim_by_name(fm.FEATURES)
 
     if context.mode == "incremental":
@@ -329,7 +340,7 @@ class KernelAttention(transformer.TransformerLayer):
           self.causal_chunk_size, self.epsilon)
       if context.mode == "first_part":
         decoded = mtf.cast(mtf.less(context.position, context.initial_position),
-                           context.activation_dtype)
+                           COMPUTE_DTYPE)
         context.record_new_states(list(linear.state_from_keys(
             k_features, v, context.length_dim, decoded)))
     else:
@@ -342,4 +353,4 @@ class KernelAttention(transformer.TransformerLayer):
           features_dim, memory_length,
           key_mask=self.key_mask(context, memory_length),
           epsilon=self.epsilon)
-    return params.compute_output(o, output_shape=x.shape)
+    return params.compute_output(mtf.cast(o, x.dtype), output_shape=x.shape)
