@@ -7,6 +7,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 import mtf_synth
+from mtf_synth import errors
 from mtf_synth.attention import baselines
 from test_kernel_attention import LENGTH
 from test_kernel_attention import logits_of
@@ -173,7 +174,15 @@ def test_linformer_ignores_padding_keys():
 def test_linformer_rejects_decoders():
   model = make_model([mtf_synth.Linformer(num_heads=2, key_value_size=8,
                                           projected_length=4)], True)
-  with pytest.raises(ValueError, match="encoders only"):
+  with pytest.raises(errors.UserError, match="encoders only"):
+    run_logits(model, random_ids())
+
+
+@pytest.mark.parametrize("layer", [mtf_synth.LightweightConvolution,
+                                   mtf_synth.DynamicConvolution])
+def test_convolution_heads_must_divide_d_model(layer):
+  model = make_model([layer(kernel_size=3, num_heads=3)], False)
+  with pytest.raises(errors.UserError, match="num_heads 3"):
     run_logits(model, random_ids())
 
 

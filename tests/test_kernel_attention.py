@@ -9,6 +9,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 import mtf_synth
+from mtf_synth import errors
 from mtf_synth.layers import kernel_attention
 
 KERNELS = sorted(kernel_attention.KERNELS)
@@ -144,7 +145,8 @@ def test_default_num_features_and_gin():
     {"redraw_features": "sometimes"},
     {"kernel": "gmm_rks", "num_features": 18},
     {"kernel": "fastfood_prf", "key_value_size": 8, "num_features": 12},
+    {"kernel": "fastfood_rks", "key_value_size": 12, "num_features": 48},
 ])
 def test_bad_arguments_raise(kwargs):
-  with pytest.raises(ValueError):
+  with pytest.raises(errors.UserError):
     mtf_synth.KernelAttention(**kwargs)

@@ -25,6 +25,7 @@ from mesh_tensorflow.transformer import transformer
 from mesh_tensorflow.transformer import transformer_layers
 import tensorflow.compat.v1 as tf
 
+from mtf_synth import errors
 from mtf_synth.attention import baselines
 
 
@@ -62,8 +63,9 @@ class Linformer(transformer.TransformerLayer):
     """Call the layer."""
     del losses
     if context.model.autoregressive:
-      raise ValueError("Linformer's length projection sees future positions; "
-                       "use it in encoders only.")
+      raise errors.UserError(
+          "Linformer's length projection sees future positions; use it in "
+          "encoders only")
     kv_dim = mtf.Dimension("d_kv", self.key_value_size)
     params = transformer_layers.attention_params(
         context=context, kv_dim=kv_dim, num_heads=self.num_heads)
@@ -118,6 +120,11 @@ class _Convolution(transformer_layers.Conv1D):
     """Call the layer."""
     del losses
     model_dim = context.model.model_dim
+    if model_dim.size % self.num_heads:
+      raise errors.UserError(
+          "%s: d_model %d does not split into num_heads %d; set %s.num_heads "
+          "to a divisor of d_model" % (type(self).__name__, model_dim.size,
+                                       self.num_heads, type(self).__name__))
     heads_dim = mtf.Dimension("heads", self.num_heads)
     window_dim = mtf.Dimension(baselines.WINDOW, self.kernel_size)
     x = mtf.layers.dense_product(

@@ -37,6 +37,7 @@ from mesh_tensorflow.transformer import transformer
 from mesh_tensorflow.transformer import transformer_layers
 import tensorflow.compat.v1 as tf
 
+from mtf_synth import errors
 from mtf_synth.attention import feature_maps as fm
 from mtf_synth.attention import linear
 
@@ -212,11 +213,12 @@ class KernelAttention(transformer.TransformerLayer):
       epsilon: added to the attention normaliser.
     """
     if kernel not in KERNELS:
-      raise ValueError("unknown kernel %r; known: %s" %
-                       (kernel, ", ".join(sorted(KERNELS))))
+      raise errors.UserError("unknown KernelAttention.kernel %r; known: %s"
+                             % (kernel, ", ".join(sorted(KERNELS))))
     if redraw_features not in REDRAW_MODES:
-      raise ValueError("redraw_features must be one of %s, got %r" %
-                       (REDRAW_MODES, redraw_features))
+      raise errors.UserError(
+          "KernelAttention.redraw_features must be one of %s, got %r" %
+          (REDRAW_MODES, redraw_features))
     self.kernel = kernel
     self.num_heads = num_heads
     self.key_value_size = key_value_size
@@ -232,13 +234,20 @@ class KernelAttention(transformer.TransformerLayer):
     spec = KERNELS[self.kernel]
     frequencies = self.num_features // spec.features_per_frequency
     if frequencies * spec.features_per_frequency != self.num_features:
-      raise ValueError("%s needs num_features divisible by %d, got %d" % (
-          self.kernel, spec.features_per_frequency, self.num_features))
+      raise errors.UserError(
+          "%s needs KernelAttention.num_features divisible by %d, got %d" % (
+              self.kernel, spec.features_per_frequency, self.num_features))
+    if spec.fastfood and self.key_value_size & (self.key_value_size - 1):
+      raise errors.UserError(
+          "%s needs KernelAttention.key_value_size a power of two (FastFood's "
+          "Walsh-Hadamard transform), got %d" % (self.kernel,
+                                                 self.key_value_size))
     if spec.fastfood and frequencies % self.key_value_size:
-      raise ValueError(
-          "%s needs num_features / %d divisible by key_value_size %d, got %d"
-          % (self.kernel, spec.features_per_frequency, self.key_value_size,
-             self.num_features))
+      raise errors.UserError(
+          "%s needs KernelAttention.num_features / %d divisible by "
+          "key_value_size %d, got %d" % (
+              self.kernel, spec.features_per_frequency, self.key_value_size,
+              self.num_features))
 
   @property
   def kv_dim(self):
@@ -312,8 +321,9 @@ class KernelAttention(transformer.TransformerLayer):
     del losses
     model = context.model
     if model.autoregressive and not model.fully_autoregressive:
-      raise NotImplementedError(
-          "KernelAttention has no prefix-LM (input_full_attention) mode.")
+      raise errors.UserError(
+          "KernelAttention has no prefix-LM mode: use it in encoders or in "
+          "fully autoregressive decoders (input_full_attention=False)")
     params = transformer_layers.attention_params(
         context=context, kv_dim=self.kv_dim, num_heads=self.num_heads,
         fold_scaling_into_initializer=False)
