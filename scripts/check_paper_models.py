@@ -336,6 +336,9 @@ def parse_args(argv):
   parser.add_argument("--models", default=None,
                       help="comma-separated parts of model names: check only "
                       "the models whose name contains one")
+  parser.add_argument("--report_only", action="store_true",
+                      help="rewrite the table from the finished models, run "
+                      "nothing")
   parser.add_argument("--list", action="store_true",
                       help="print the distinct models and their cells only")
   args = parser.parse_args(argv)
@@ -361,7 +364,7 @@ def main(argv):
                                    sum(len(m.cells) for m in models)))
     return 0
   results = {m.key: load_result(args.work_dir, m) for m in models}
-  for i, model in enumerate(run_order(models)):
+  for i, model in enumerate([] if args.report_only else run_order(models)):
     if results[model.key] is None:
       print("[%d/%d] %s ..." % (i + 1, len(models), model.name), flush=True)
       results[model.key] = check_model(model, args.work_dir, args.timeout)
@@ -372,9 +375,11 @@ def main(argv):
         result.get("error", result["status"]),
         _millions(result.get("params")), result["seconds"]), flush=True)
   write_report(args.results, models, results)
-  failed = [m.name for m in models if results[m.key]["status"] != "ok"]
-  print("%d models, %d failed%s" % (len(models), len(failed), (
-      ": " + ", ".join(failed)) if failed else ""))
+  failed = [m.name for m in models
+            if (results[m.key] or {}).get("status", "ok") != "ok"]
+  print("%d models, %d failed%s; table: %s" % (
+      len(models), len(failed), (": " + ", ".join(failed)) if failed else "",
+      args.results))
   return 1 if failed else 0
 
 
