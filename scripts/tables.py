@@ -2,15 +2,16 @@
 
 One table = rows (a model, one gin file each under gin/tables/TABLE/) times
 columns (a task + base model + schedule, gin/tables/TABLE/tasks/COLUMN.gin at
-paper scale, gin/tables/mini/TASK.gin at mini scale). Each (row, column) cell
+paper scale, gin/tables/SCALE/TASK.gin at mini scale (generated tasks) and
+small scale (the debian corpus, real text)). Each (row, column) cell
 is one training run in MODEL_DIR_ROOT/SCALE/TABLE/ROW/COLUMN, followed by the
 evaluation the column needs (decode-and-score, perplexity, or none: training
 loss and steps/s from the TensorBoard events). The table is written as
 Markdown, CSV and a matplotlib plot beside the papers' published numbers.
 
-  python scripts/tables.py TABLE [--scale=mini|paper] [--model_dir_root=DIR]
-      [--results_dir=DIR] [--mesh=cpu_2x2|gpu|tpu_2x2] [--rows=a,b]
-      [--columns=c] [--dry_run] [--check_gin] [any mtf_synth flag ...]
+  python scripts/tables.py TABLE [--scale=mini|small|paper]
+      [--model_dir_root=DIR] [--results_dir=DIR] [--mesh=cpu_2x2|gpu|tpu_2x2]
+      [--rows=a,b] [--columns=c] [--dry_run] [--check_gin] [any mtf_synth flag ...]
 
 Unknown flags (--tpu=..., --gin_param=..., ...) go to every mtf_synth call.
 A cell whose result.json says "ok" is skipped on re-runs; a failed cell is
@@ -38,7 +39,7 @@ import time
 from typing import Dict, List, Tuple
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
-SCALES = ("mini", "paper")
+SCALES = ("mini", "small", "paper")
 
 
 # ================================ table specs ================================
@@ -69,13 +70,14 @@ class Table:
   rows: Tuple[Tuple[str, str], ...]        # (row id, label)
   paper: Tuple[Column, ...]                # columns at paper scale
   mini: Tuple[Column, ...]                 # columns at mini scale
+  small: Tuple[Column, ...] = ()           # columns at small scale
   # Published numbers: {paper column name: {metric: {row id: value}}}.
   published: Dict[str, Dict[str, Dict[str, float]]] = dataclasses.field(
       default_factory=dict)
   higher_is_better: Dict[str, bool] = dataclasses.field(default_factory=dict)
 
   def columns(self, scale):
-    return self.paper if scale == "paper" else self.mini
+    return getattr(self, scale)
 
   def row_gin(self, row):
     return "tables/%s/%s.gin" % (self.name, row)
@@ -86,11 +88,18 @@ def paper_column(table, name, label, evaluation, metrics, **kwargs):
                 evaluation, metrics, **kwargs)
 
 
-def mini_column(name, model, label, evaluation, metrics, **kwargs):
-  """A generated task standing in for a paper column, on `model`'s stack."""
+def scale_column(scale, name, model, label, evaluation, metrics, **kwargs):
+  """A stand-in task for a paper column, on `model`'s stack, sized by
+  gin/tables/SCALE/NAME.gin."""
   return Column(name, label, ("models/%s.gin" % model,
-                              "tables/mini/%s.gin" % name),
+                              "tables/%s/%s.gin" % (scale, name)),
                 evaluation, metrics, **kwargs)
+
+
+def mini_column(name, model, label, evaluation, metrics, **kwargs):
+  """A generated task standing in for a paper column."""
+  return scale_column("mini", name, model, label, evaluation, metrics,
+                      **kwargs)
 
 
 SEQ2SEQ = ("sequence_accuracy", "mean_edit")
@@ -160,6 +169,15 @@ TABLES = {t.name: t for t in (
                paper_column("synth_mt_lm", "lm1b", "LM1B", "perplexity",
                             ("perplexity",), split="test")),
         mini=(MINI_DEMO, MINI_LM),
+        small=(scale_column("small", "debian_l10n_ende", "transformer_base",
+                            "Debian l10n En-De", "decode", ("bleu",),
+                            split="test"),
+               scale_column("small", "debian_l10n_enfr", "transformer_base",
+                            "Debian l10n En-Fr", "decode", ("bleu",),
+                            split="test"),
+               scale_column("small", "debian_lm", "lm_base",
+                            "Debian docs LM", "perplexity", ("perplexity",),
+                            split="test")),
         published={
             "wmt14_ende": {"bleu": _by_row(_T1, (27.67, 27.27, 23.89, 27.68,
                                                  27.43, 28.47))},
@@ -221,7 +239,10 @@ TABLES = {t.name: t for t in (
                                         ("imdb", "IMDb"))),
         mini=tuple(dataclasses.replace(c, gin=c.gin + (
             "tables/mini/unpacked.gin",)) for c in (
-                mini_sparsity("encoder_classifier")[1], MINI_LISTOPS))),
+                mini_sparsity("encoder_classifier")[1], MINI_LISTOPS)),
+        small=(scale_column("small", "debian_sections",
+                            "encoder_classifier", "Debian package sections",
+                            "decode", ("accuracy",), split="test"),)),
     Table(
         "synth_ablations",
         "Synthesizer ablations: heads, factorization sizes, fixed vs "
@@ -319,8 +340,8 @@ def cell_steps(table, row, column, scale, model_dir_root, mesh=None,
   eval_gin = {"decode": "eval.gin", "perplexity": "perplexity_eval.gin"}
   if column.evaluation in eval_gin:
     files = [eval_gin[column.evaluation]] + run_files
-    if scale == "mini":
-      files.append("tables/mini/eval.gin")
+    if scale != "paper":
+      files.append("tables/%s/eval.gin" % scale)
     steps.append(Step("eval", model_dir, gin_args(
         files, ["eval_checkpoint_step=-1",
                 "utils.run.dataset_split='%s'" % column.split]) + list(extra)))
