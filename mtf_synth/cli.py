@@ -75,10 +75,6 @@ _UPSTREAM_USER_ERRORS = (
     (os.path.join("mesh_tensorflow", "ops.py"), "slice_shape",
      ": change utils.run.mesh_shape or utils.run.layout_rules, or make that "
      "dimension (num_heads, d_ff, vocabulary, ...) a multiple of the mesh"),
-    # mtf_synth's layers check their gin values with ValueError (to become
-    # errors.UserError).
-    (os.path.join("mtf_synth", "layers") + os.sep, None, ""),
-    (os.path.join("mtf_synth", "attention") + os.sep, None, ""),
 )
 
 

@@ -76,6 +76,11 @@ CASES = {
     "mesh_devices_do_not_match": (
         T5_TINY_ON_DEMO + ["--gin_param=utils.run.mesh_devices=['/cpu:0']"],
         ["lists 1 devices", "has 4 slices"], "nothing"),
+    "layer_gin_value": (
+        T5_TINY_ON_DEMO + ["--gin_file=layers/synthesizer.gin",
+                           "--gin_param=SynthesizerAttention.mode='randm'"],
+        ["SynthesizerAttention.mode 'randm'", "joined by '+'"],
+        "checkpoints"),
     "sequence_longer_than_max_length": (
         T5_TINY_ON_DEMO + ["--gin_param=Unitransformer.max_length=32"],
         ["is longer than the model's max_length 32"], "nothing"),
