@@ -322,7 +322,10 @@ def _preflight():
   mode = _mode()
   if mode == "infer":
     _check_input_file(_bound("decode_from_file.input_filename"))
-  train_steps = (FLAGS.train_steps if FLAGS.use_model_api
+  # finetune's --train_steps count on from the pretrained checkpoint: its
+  # total is known only to MtfModel.finetune (train_loop checks it there).
+  train_steps = (None if mode == "finetune" else
+                 FLAGS.train_steps if FLAGS.use_model_api
                  else _bound("utils.run.train_steps"))
   requested_steps = None if _trains(mode) else _requested_steps(mode)
   gin.clear_config()

@@ -190,15 +190,6 @@ class TPUEstimator:
   def train(self, input_fn, max_steps=None, steps=None, hooks=None,
             saving_listeners=None):
     """Trains until global_step == max_steps (or for `steps` more steps)."""
-    latest = self.latest_checkpoint()
-    if max_steps is not None and latest:
-      step = int(tf.train.load_variable(latest, "global_step"))
-      if step >= max_steps:
-        # As tf.estimator: a finished run stays finished (the session would
-        # otherwise run one step before its stop hook looks at global_step).
-        tf.logging.info("Skipping training: %s is at step %d, max_steps is "
-                        "%d.", latest, step, max_steps)
-        return self
     with tf.Graph().as_default() as graph:
       train_loop.set_graph_seed(self._config.tf_random_seed)
       spec, features = self._build(input_fn, ModeKeys.TRAIN)
