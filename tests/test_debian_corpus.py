@@ -72,6 +72,16 @@ def test_translation_pairs_normalise_and_filter():
       ("Timed out waiting for input", "Zeit abgelaufen beim Warten")]
 
 
+def test_descriptions_take_long_text_from_translation_en():
+  packages = ("Package: foo\nSource: foo-src (1.2)\nSection: contrib/utils\n"
+              "Description: short text\nDescription-md5: abc\n\n"
+              "Package: bar\nSection: oldlibs\nDescription: not a label\n")
+  translations = ("Package: foo\nDescription-md5: abc\nDescription-en: "
+                  "short text\n long one\n .\n more\n")
+  assert debian_corpus.labelled_descriptions([packages], [translations]) == {
+      "foo": ("foo-src", "utils", "short text long one more")}
+
+
 def _message(catalog, i):
   return ("%s message number %d with %%s" % (catalog, i),
           "%s Nachricht Nummer %d mit %%s" % (catalog, i))
