@@ -12,6 +12,7 @@ import importlib.util
 import os
 import sys
 import types
+import warnings
 
 _applied = False
 
@@ -223,11 +224,20 @@ def _mtf_model_finetune_takes_main_arguments(finetune):
   return finetune_with_main_arguments
 
 
+def _quiet_start():
+  # mesh TF's `import pkg_resources` warns on every start; not actionable.
+  # (TF's C++ start-up lines are printed before absl logging is initialised
+  # and ignore TF_CPP_MIN_LOG_LEVEL, so they stay.)
+  warnings.filterwarnings("ignore", message="pkg_resources is deprecated",
+                          category=UserWarning)
+
+
 def apply():
   """Applies every patch once; later calls do nothing."""
   global _applied
   if _applied:
     return
+  _quiet_start()
   _import_ortools_first()
   _estimator_modules()
   _tensor_conversion_registry()
