@@ -18,6 +18,7 @@ import tensorflow.compat.v1 as tf
 
 from mtf_synth import errors
 from mtf_synth.attention import synthesizer as synth
+from mtf_synth.layers import attention_images
 
 
 def _rename_length(context, memory_length, t):
@@ -267,13 +268,12 @@ class SynthesizerAttention(transformer.TransformerLayer):
     return mtf_attention.visibility_mask_to_attention_bias(
         functools.reduce(mtf.logical_and, visible), tf.float32)
 
-  def _component_logits(self, context, name, features, dims):
+  def _component_weights(self, context, name, dims):
     component = synth.COMPONENTS[name]
     with tf.variable_scope(name):
-      weights = {w: self._variable(context, w, spec, component.trainable,
-                                   activation_dtype=tf.float32)
-                 for w, spec in component.weights(dims).items()}
-      return component.logits(weights, features, dims)
+      return {w: self._variable(context, w, spec, component.trainable,
+                                activation_dtype=tf.float32)
+              for w, spec in component.weights(dims).items()}
 
   def call(self, context, x, losses=None):
     """Synthesized (or mixed) attention over `x`'s own sequence."""
@@ -291,16 +291,23 @@ class SynthesizerAttention(transformer.TransformerLayer):
         query_position=query_position,
         memory_position=memory_position, query_is_range=query_is_range,
         memory_is_range=memory_is_range)
-    logits = [self._component_logits(context, name, features, dims)
+    weights = {name: self._component_weights(context, name, dims)
+               for name in self.members}
+    logits = [synth.COMPONENTS[name].logits(weights[name], features, dims)
               for name in self.members]
+    mixed_logits, alpha_logits = logits[0], None
     if len(logits) > 1:
       members_dim = mtf.Dimension("synth_members", len(logits))
       alpha_logits = self._variable(
           context, "alpha_logits", synth.WeightSpec([members_dim], 0.0),
           activation_dtype=tf.float32)
-      logits = [synth.mix_logits(logits, alpha_logits, members_dim)]
-    o = synth.attend(logits[0], values, memory_length, dims.kv,
-                     bias=self._bias(context, memory_length),
+      mixed_logits = synth.mix_logits(logits, alpha_logits, members_dim)
+    bias = self._bias(context, memory_length)
+    attention_images.summarize(context, dims, self.members, weights, logits,
+                               mixed_logits, bias, alpha_logits,
+                               memory_length)
+    o = synth.attend(mixed_logits, values, memory_length, dims.kv,
+                     bias=bias,
                      dropout_rate=self.dropout_rate, train=context.train,
                      dropout_broadcast_dims=[context.length_dim])
     wo = self._variable(context, "o", synth.WeightSpec(

@@ -5,6 +5,7 @@ holds the input pipeline and the model_fn's EstimatorSpec. Knows nothing about
 specific layers or tasks.
 """
 
+import collections
 import math
 import os
 import re
@@ -22,6 +23,10 @@ from mtf_synth.runtime import model_dir_lock
 _DEFAULT_SEED = 0
 _FEATURE_KEYS_COUNTED_AS_TOKENS = ("inputs", "targets")
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# Summaries too costly for every summary step, as (every_steps, summary
+# tensor) pairs: training writes each every its every_steps steps,
+# evaluation writes them once per checkpoint, from its first batch.
+PERIODIC_SUMMARIES = "mtf_synth_periodic_summaries"
 
 
 class NonFiniteLossError(errors.UserError):
@@ -325,6 +330,15 @@ def _leaf_control_inputs(op):
           for leaf in _leaf_control_inputs(dep)]
 
 
+def _periodic_summary_hooks(model_dir):
+  summaries = collections.defaultdict(list)
+  for every_steps, summary in tf.get_collection(PERIODIC_SUMMARIES):
+    summaries[every_steps].append(summary)
+  return [tf.train.SummarySaverHook(save_steps=every_steps,
+                                    output_dir=model_dir, summary_op=ops)
+          for every_steps, ops in sorted(summaries.items())]
+
+
 def increment_global_step_last(train_op):
   """Makes the global-step increment in train_op wait for every other update.
 
@@ -376,7 +390,8 @@ def train(graph, spec, features, model_dir, config, max_steps=None,
       save_steps=settings["summary_every_steps"], output_dir=model_dir,
       summary_op=tf.summary.merge_all())
   stop_on_signals = _StopOnSignals()
-  hooks = [progress, stop_on_signals, summary_hook] + all_hooks + list(hooks)
+  hooks = ([progress, stop_on_signals, summary_hook] +
+           _periodic_summary_hooks(model_dir) + all_hooks + list(hooks))
   if not any(isinstance(h, tf.train.CheckpointSaverHook) for h in all_hooks):
     hooks.append(tf.train.CheckpointSaverHook(
         model_dir, save_steps=config.save_checkpoints_steps or 1000,
@@ -429,13 +444,19 @@ def evaluate(graph, spec, checkpoint_path, eval_dir, steps, hooks, config):
   values = {k: v for k, (v, _) in metrics.items()}
   updates = [u for _, u in metrics.values()]
   global_step = tf.train.get_global_step()
+  periodic_summaries = [s for _, s in tf.get_collection(PERIODIC_SUMMARIES)]
+  first_batch_summaries = []
   hooks = list(spec.evaluation_hooks) + list(hooks)
   with _restoring_session(graph, spec, checkpoint_path, hooks,
                           config) as session:
     done = 0
     while steps is None or done < steps:
       try:
-        session.run(updates)
+        if done:
+          session.run(updates)
+        else:
+          _, first_batch_summaries = session.run((updates,
+                                                  periodic_summaries))
       except tf.errors.OutOfRangeError:
         break
       done += 1
@@ -449,6 +470,8 @@ def evaluate(graph, spec, checkpoint_path, eval_dir, steps, hooks, config):
       tf.logging.info("eval %s at step %d: %s", name, results["global_step"],
                       value)
   writer.add_summary(summary, results["global_step"])
+  for serialized in first_batch_summaries:
+    writer.add_summary(serialized, results["global_step"])
   writer.flush()
   return results
 
