@@ -377,9 +377,10 @@ def main(argv):
   write_report(args.results, models, results)
   failed = [m.name for m in models
             if (results[m.key] or {}).get("status", "ok") != "ok"]
-  print("%d models, %d failed%s; table: %s" % (
-      len(models), len(failed), (": " + ", ".join(failed)) if failed else "",
-      args.results))
+  not_run = sum(1 for m in models if results[m.key] is None)
+  print("%d models, %d not run, %d failed%s; table: %s" % (
+      len(models), not_run, len(failed),
+      (": " + ", ".join(failed)) if failed else "", args.results))
   return 1 if failed else 0
 
 
