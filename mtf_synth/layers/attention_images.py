@@ -33,7 +33,7 @@ from mtf_synth import errors
 from mtf_synth.runtime import train_loop
 
 # (tag, tf.Tensor) of every picture's values: [heads, rows, columns] floats,
-# or the [members] alphas under LAYER/alpha.
+# or an alpha's scalar.
 ARRAYS = "mtf_synth_attention_arrays"
 _TABLES = ("random", "fixed_random", "factorized_random")
 
@@ -79,19 +79,25 @@ def _grayscale(tag, values):
                                  max_images=values.shape[0])
 
 
-def _export(tag, x, summary_fn, every_steps):
+def _export_image(tag, x, dims, row_dim, column_dim, every_steps):
   def use_value(value):
     value = tf.cast(value, tf.float32)
     tf.add_to_collection(ARRAYS, (tag, value))
     tf.add_to_collection(train_loop.PERIODIC_SUMMARIES,
-                         (every_steps, summary_fn(tag, value)))
+                         (every_steps, _grayscale(tag, value)))
 
-  _Export(x, use_value, name="attention_image")
+  _Export(mtf.transpose(x, [dims.heads, row_dim, column_dim]), use_value,
+          name="attention_image")
 
 
-def _export_image(tag, x, dims, row_dim, column_dim, every_steps):
-  _export(tag, mtf.transpose(x, [dims.heads, row_dim, column_dim]),
-          _grayscale, every_steps)
+def _export_scalars(tags, x, every_steps):
+  def use_value(value):
+    for tag, scalar in zip(tags, tf.unstack(value)):
+      tf.add_to_collection(ARRAYS, (tag, scalar))
+    tf.add_to_collection(train_loop.PERIODIC_SUMMARIES, (
+        every_steps, tf.raw_ops.ScalarSummary(tags=tags, values=value)))
+
+  _Export(x, use_value, name="attention_scalars")
 
 
 def _first_row(x, context):
@@ -130,10 +136,8 @@ def summarize(context, dims, members, weights, logits, mixed_logits, bias,
                     dims.query_table, dims.key_table, every_steps)
   if alpha_logits is not None:
     alpha = mtf.softmax(alpha_logits, alpha_logits.shape.dims[0])
-    tags = ["%s/alpha/%s" % (layer, name) for name in members]
-    _export("%s/alpha" % layer, alpha,
-            lambda _, value: tf.raw_ops.ScalarSummary(tags=tags, values=value),
-            every_steps)
+    _export_scalars(["%s/alpha/%s" % (layer, name) for name in members],
+                    alpha, every_steps)
   if context.mode != "eval":
     return
   named_logits = list(zip(members, logits))
