@@ -30,12 +30,23 @@ from mesh_tensorflow.transformer import utils as mtf_utils
 from t5.models import mesh_transformer
 from t5.models import mesh_transformer_main
 from mtf_synth import errors
+from mtf_synth.runtime import cluster as cluster_lib
 from mtf_synth.runtime import devices
 from mtf_synth.runtime import model_dir_lock
 from mtf_synth.runtime import train_loop
 from tasks.errors import TaskConfigError
 
 FLAGS = flags.FLAGS
+flags.DEFINE_list(
+    "cluster_tasks", None, "host:port of every task of a run over several "
+    "processes or hosts, the chief first; the same on every task (without "
+    "it: TF_CONFIG, else SLURM's srun, else one process)")
+flags.DEFINE_integer("task_index", None, "this task's position in "
+                     "--cluster_tasks (0: the chief)")
+flags.DEFINE_integer("cluster_start_timeout_secs", 300, "how long a cluster's "
+                     "tasks wait for each other to come up")
+flags.DEFINE_integer("cluster_lost_timeout_secs", 60, "a cluster task "
+                     "unreachable this long stops every task")
 _REPO_GIN_DIR = os.path.join(os.path.dirname(__file__), os.pardir, "gin")
 _PACKAGE_GIN_DIR = os.path.join(os.path.dirname(__file__), "gin")
 _T5_GIN_DIR = os.path.join(os.path.dirname(mesh_transformer.__file__), "gin")
@@ -48,7 +59,8 @@ _READING_MODES = ("eval", "score_eval", "perplexity_eval", "infer",
 _MAIN_FLAGS = ("model_dir", "gin_file", "gin_param", "gin_location_prefix",
                "module_import", "tpu", "use_model_api", "mode",
                "mixture_or_task", "checkpoint_mode", "checkpoint_steps",
-               "input_file", "output_file", "export_dir")
+               "input_file", "output_file", "export_dir", "cluster_tasks",
+               "task_index")
 USAGE = """\
 usage: mtf_synth --model_dir=DIR --gin_file=FILE [--gin_param=BINDING ...]
 
@@ -290,12 +302,13 @@ def _check_model_dir(model_dir, create):
         "to" % (model_dir, " ".join(str(e).split()))) from e
 
 
-def _preflight():
+def _preflight(cluster):
   """Parses the gin config once to check it, then clears it for t5's main.
 
   Returns:
-    this run's mode, its train_steps when that is an integer (or None), and
-    the checkpoint steps it reads with the knob that names them.
+    this run's mode, its train_steps when that is an integer (or None), the
+    checkpoint steps it reads with the knob that names them, and the CPU
+    devices each task of the cluster needs (1 without a cluster).
   """
   for module in FLAGS.module_import or []:
     __import__(module)
@@ -312,12 +325,18 @@ def _preflight():
     _check_vocabulary()
   _check_run_knobs()
   _check_sequence_length()
+  cpus_per_task = 1
   if not FLAGS.tpu:
     mesh_shape = _bound("utils.run.mesh_shape")
     mesh_devices = _bound("utils.run.mesh_devices")
-    if isinstance(mesh_shape, str) and isinstance(mesh_devices, list):
+    if not isinstance(mesh_devices, list):
+      mesh_devices = None
+    if isinstance(mesh_shape, str) and mesh_devices:
       devices.check_mesh_devices(mesh_shape, mesh_devices)
-    elif isinstance(mesh_shape, str):
+    if isinstance(mesh_shape, str) and cluster is not None:
+      cpus_per_task = devices.cpus_per_task(mesh_shape, mesh_devices,
+                                            cluster.num_tasks)
+    elif isinstance(mesh_shape, str) and not mesh_devices:
       devices.local_mesh_devices(mesh_shape)  # raises if they don't fit
   mode = _mode()
   if mode == "infer":
@@ -330,7 +349,7 @@ def _preflight():
   requested_steps = None if _trains(mode) else _requested_steps(mode)
   gin.clear_config()
   return (mode, train_steps if _is_int(train_steps) else None,
-          requested_steps)
+          requested_steps, cpus_per_task)
 
 
 def main(argv):
@@ -349,7 +368,31 @@ def main(argv):
     # predict, score and export from the MIXTURE_NAME macro.
     FLAGS.gin_param = list(FLAGS.gin_param or []) + [
         "MIXTURE_NAME = %r" % FLAGS.mixture_or_task]
-  mode, train_steps, requested_steps = _preflight()
+  cluster = None if FLAGS.tpu else cluster_lib.resolve(
+      FLAGS.cluster_tasks, FLAGS.task_index,
+      start_timeout_secs=FLAGS.cluster_start_timeout_secs,
+      lost_timeout_secs=FLAGS.cluster_lost_timeout_secs)
+  mode, train_steps, requested_steps, cpus_per_task = _preflight(cluster)
+  if cluster is None:
+    _run(argv, mode, train_steps, requested_steps)
+    return
+  cluster_lib.start_server(cluster, cpus_per_task)
+  if not cluster.is_chief:
+    cluster_lib.serve(cluster)  # exits with the chief's exit code
+  model_dir = FLAGS.model_dir
+  cluster_lib.watch(cluster, cluster.tasks[1:], lambda task: (
+      "the latest checkpoint is %s; start that task again, then this "
+      "command, to resume" % tf.train.latest_checkpoint(model_dir)), 2)
+  try:
+    _run(argv, mode, train_steps, requested_steps)
+  except BaseException:
+    cluster_lib.notify_done(cluster, 1)
+    raise
+  cluster_lib.notify_done(cluster, 0)
+
+
+def _run(argv, mode, train_steps, requested_steps):
+  """The run of a single process, or of a cluster's chief."""
   model_dir = FLAGS.model_dir
   _check_model_dir(model_dir, create=_trains(mode))
   if _trains(mode):

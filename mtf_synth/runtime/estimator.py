@@ -10,6 +10,7 @@ and v1 summaries, so upstream code runs unchanged (see README, "Design").
 """
 
 import collections
+import contextlib
 import os
 import types
 
@@ -17,6 +18,7 @@ import tensorflow as tf2
 import tensorflow.compat.v1 as tf
 
 from mtf_synth import errors
+from mtf_synth.runtime import cluster as cluster_lib
 from mtf_synth.runtime import tpu
 from mtf_synth.runtime import train_loop
 
@@ -91,14 +93,17 @@ class RunConfig:
     self.tpu_config = tpu_config or TPUConfig()
     self.cluster = cluster
     self.model_dir = model_dir
-    self.session_config = session_config
+    # mesh TF passes no cluster off TPU: a cluster's chief runs its sessions
+    # on its own server (runtime/cluster.py).
+    self.session_config = session_config or cluster_lib.session_config()
     self.save_checkpoints_steps = save_checkpoints_steps
     self.save_checkpoints_secs = save_checkpoints_secs
     self.keep_checkpoint_max = keep_checkpoint_max
     self.save_summary_steps = save_summary_steps
     self.log_step_count_steps = log_step_count_steps
     self.tf_random_seed = tf_random_seed
-    self.master = cluster.master() if cluster is not None else ""
+    self.master = (cluster.master() if cluster is not None
+                   else cluster_lib.session_target())
 
 
 class ServingInputReceiver(collections.namedtuple(
@@ -108,6 +113,18 @@ class ServingInputReceiver(collections.namedtuple(
 
 export = types.ModuleType(__name__ + ".export", "tf.estimator.export names.")
 export.ServingInputReceiver = ServingInputReceiver
+
+
+@contextlib.contextmanager
+def _graph_on_chief():
+  """A new graph whose ops without a device run on a cluster's chief.
+
+  Else "/cpu:0" (the input pipeline) would match every task's CPU:0. Mesh
+  slices name their task in full, so they stay where the mesh puts them.
+  """
+  with tf.Graph().as_default() as graph, tf.device(
+      cluster_lib.chief_device()):
+    yield graph
 
 
 class TPUEstimator:
@@ -190,7 +207,7 @@ class TPUEstimator:
   def train(self, input_fn, max_steps=None, steps=None, hooks=None,
             saving_listeners=None):
     """Trains until global_step == max_steps (or for `steps` more steps)."""
-    with tf.Graph().as_default() as graph:
+    with _graph_on_chief() as graph:
       train_loop.set_graph_seed(self._config.tf_random_seed)
       spec, features = self._build(input_fn, ModeKeys.TRAIN)
       train_loop.train(
@@ -203,7 +220,7 @@ class TPUEstimator:
                name=None):
     """Runs the eval metrics over `steps` batches; writes them to TensorBoard."""
     checkpoint_path = self._checkpoint_or_latest(checkpoint_path)
-    with tf.Graph().as_default() as graph:
+    with _graph_on_chief() as graph:
       spec, _ = self._build(input_fn, ModeKeys.EVAL)
       eval_dir = os.path.join(self._model_dir,
                               "eval" if not name else "eval_" + name)
@@ -215,7 +232,7 @@ class TPUEstimator:
               checkpoint_path=None, yield_single_examples=True):
     """Yields predictions (one dict per example, or per batch)."""
     checkpoint_path = self._checkpoint_or_latest(checkpoint_path)
-    with tf.Graph().as_default() as graph:
+    with _graph_on_chief() as graph:
       spec, _ = self._build(input_fn, ModeKeys.PREDICT)
       predictions = spec.predictions
       if predict_keys:
@@ -236,7 +253,7 @@ class TPUEstimator:
     """Writes a SavedModel (tag 'serve') under export_dir_base/<timestamp>."""
     del assets_extra
     checkpoint_path = self._checkpoint_or_latest(checkpoint_path)
-    with tf.Graph().as_default() as graph:
+    with _graph_on_chief() as graph:
       tf.train.get_or_create_global_step()
       receiver = serving_input_receiver_fn()
       spec = self._call_model_fn(receiver.features, None, ModeKeys.PREDICT,

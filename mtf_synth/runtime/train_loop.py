@@ -427,7 +427,8 @@ def train(graph, spec, features, model_dir, config, max_steps=None,
 def _restoring_session(graph, spec, checkpoint_path, hooks, config):
   check_checkpoint_fits(checkpoint_path, graph)
   creator = tf.train.ChiefSessionCreator(
-      scaffold=_scaffold(spec), checkpoint_filename_with_path=checkpoint_path,
+      scaffold=_scaffold(spec), master=config.master,
+      checkpoint_filename_with_path=checkpoint_path,
       config=session_config(graph, config.session_config))
   return tf.train.MonitoredSession(session_creator=creator, hooks=hooks)
 
@@ -502,7 +503,7 @@ def export(graph, spec, receiver, checkpoint_path, export_dir_base, as_text,
   signature = tf.saved_model.predict_signature_def(
       inputs=receiver.receiver_tensors, outputs=spec.predictions)
   check_checkpoint_fits(checkpoint_path, graph)
-  with tf.Session(graph=graph,
+  with tf.Session(config.master, graph=graph,
                   config=session_config(graph, config.session_config)) as sess:
     saver.restore(sess, checkpoint_path)
     sess.run(local_init_op)
