@@ -23,6 +23,7 @@ import threading
 import time
 
 import tensorflow.compat.v1 as tf
+from tensorflow.python.distribute.cluster_resolver import slurm_cluster_resolver  # pylint: disable=g-direct-tensorflow-import
 
 from mtf_synth import errors
 
@@ -108,12 +109,28 @@ def resolve(cluster_tasks=None, task_index=None, **timeouts):
                    **timeouts)
   if os.environ.get("TF_CONFIG"):
     return _from_tf_config(os.environ["TF_CONFIG"], **timeouts)
-  if int(os.environ.get("SLURM_STEP_NUM_TASKS", "1")) > 1:
-    resolver = tf.distribute.cluster_resolver.SlurmClusterResolver(
-        gpus_per_node=len(tf.config.list_physical_devices("GPU")))
-    task_type, task_id = resolver.get_task_info()
-    return Cluster(resolver.cluster_spec(), task_type, task_id, **timeouts)
+  num_slurm_tasks = int(os.environ.get("SLURM_STEP_NUM_TASKS", "1"))
+  if num_slurm_tasks > 1:
+    return _from_slurm(num_slurm_tasks, **timeouts)
   return None
+
+
+def _from_slurm(num_tasks, **timeouts):
+  """srun's tasks; on GPU nodes each task gets its share of the node's GPUs."""
+  try:
+    gpus = slurm_cluster_resolver.get_num_gpus()
+  except (RuntimeError, OSError):  # no nvidia-smi: a CPU node
+    gpus = 0
+  if gpus:
+    resolver = slurm_cluster_resolver.SlurmClusterResolver(gpus_per_node=gpus)
+  else:
+    # The resolver hands out GPU slots per task and fails with none; give it
+    # one unused slot per task and leave CUDA_VISIBLE_DEVICES alone.
+    resolver = slurm_cluster_resolver.SlurmClusterResolver(
+        gpus_per_node=num_tasks, gpus_per_task=1, auto_set_gpu=False)
+  spec = resolver.cluster_spec()
+  task_type, task_id = resolver.get_task_info()
+  return Cluster(spec, task_type, task_id, **timeouts)
 
 
 def _from_tf_config(text, **timeouts):
