@@ -16,6 +16,7 @@ import tasks  # noqa: F401  (registers mtf_synth_demo)
 
 import gin
 from cli_runner import mtf_synth
+from mtf_synth import errors
 from mtf_synth.runtime import train_loop
 from scoring_reference import encode, source_texts
 from test_synthesizer_models import bitransformer, ints
@@ -128,6 +129,11 @@ def test_off_by_default_adds_nothing_to_the_graph():
   periodic, op_types = lowered_summaries(5, "train")
   assert {every for every, _ in periodic} == {5}
   assert "ImageSummary" in op_types
+
+
+def test_a_negative_period_is_a_user_error():
+  with pytest.raises(errors.UserError, match="every_steps=-1"):
+    lowered_summaries(-1, "train")
 
 
 def test_training_writes_tables_and_alphas_every_n_steps(model_dir):

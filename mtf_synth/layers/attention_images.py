@@ -44,6 +44,11 @@ def attention_images(every_steps=0):
 
   Evaluation writes them (once per checkpoint) whenever this is not 0.
   """
+  if isinstance(every_steps, bool) or not isinstance(every_steps, int) or (
+      every_steps < 0):
+    raise errors.UserError(
+        "mtf_synth.attention_images.every_steps=%r: pass a number of steps "
+        "(0 turns the pictures off)" % (every_steps,))
   return every_steps
 
 
