@@ -46,8 +46,14 @@ APT_HELPER = "/usr/lib/apt/apt-helper"
 
 
 def run(command):
-  subprocess.run(command, check=True,
-                 env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+  try:
+    subprocess.run(command, check=True,
+                   env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+  except subprocess.CalledProcessError as e:
+    raise TaskConfigError(
+        f"`{' '.join(command[:2])}` failed (exit {e.returncode}, output "
+        "above): fix apt's sources or network, or install the packages "
+        "yourself and pass --no_install") from None
 
 
 def install(packages):

@@ -240,3 +240,12 @@ def test_install_needs_apt_get_and_root(monkeypatch):
   monkeypatch.setattr(build_corpus.os, "geteuid", lambda: 1000)
   with pytest.raises(TaskConfigError, match="needs root.*--no_install"):
     build_corpus.install(build_corpus.PACKAGES)
+  monkeypatch.setattr(build_corpus.os, "geteuid", lambda: 0)
+  monkeypatch.setattr(build_corpus.subprocess, "run", _fail)
+  with pytest.raises(TaskConfigError, match="apt-get update. failed .exit "
+                     "100.*--no_install"):
+    build_corpus.install(build_corpus.PACKAGES)
+
+
+def _fail(command, **_):
+  raise build_corpus.subprocess.CalledProcessError(100, command)
