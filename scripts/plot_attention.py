@@ -202,7 +202,7 @@ def _draw_heads(tag, value, path):
 
 
 def _draw_alpha(layer, alphas, path):
-  figure, axis = plt.subplots(figsize=(1.2 + 0.9 * len(alphas), 3))
+  figure, axis = plt.subplots(figsize=(max(4.0, 1.2 + 0.9 * len(alphas)), 3))
   axis.bar(list(alphas), list(alphas.values()))
   axis.set_ylim(0, 1)
   axis.set_ylabel("alpha")
