@@ -302,7 +302,7 @@ def _check_model_dir(model_dir, create):
         "to" % (model_dir, " ".join(str(e).split()))) from e
 
 
-def _preflight(cluster):
+def _preflight(cluster=None):
   """Parses the gin config once to check it, then clears it for t5's main.
 
   Returns:
