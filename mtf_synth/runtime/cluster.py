@@ -29,7 +29,9 @@ from mtf_synth import errors
 
 _DONE_QUEUE = "mtf_synth_cluster_done"
 _POLL_SECS = 1.0
-_NOTIFY_TIMEOUT_SECS = 10.0
+# Reachable tasks answer within seconds; the bound covers one that dies just
+# then (a session touching it would wait forever).
+_NOTIFY_TIMEOUT_SECS = 60.0
 _active = None  # the Cluster of this process once its server runs
 
 
@@ -315,7 +317,16 @@ def notify_done(cluster, code):
       with tf.Session(session_target(), config=config) as session:
         session.run(enqueues)
 
+  started = time.time()
   thread = threading.Thread(target=run, name="mtf_synth_cluster_notify",
                             daemon=True)
   thread.start()
   thread.join(_NOTIFY_TIMEOUT_SECS)
+  if thread.is_alive():
+    tf.logging.warning("could not tell tasks %s that the chief is done "
+                       "within %d s: they stop when they see it gone",
+                       ", ".join(map(describe, tasks)), _NOTIFY_TIMEOUT_SECS)
+  else:
+    tf.logging.info("told tasks %s to exit with code %d (%.1f s)",
+                    ", ".join(map(describe, tasks)), code,
+                    time.time() - started)

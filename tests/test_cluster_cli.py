@@ -1,0 +1,182 @@
+"""The command line on a loopback cluster: 2 tasks x 2 virtual CPU devices.
+
+The mesh `model:2,batch:2` over two tasks must train exactly as on one
+process with 4 devices; every mode runs from the chief; a killed worker stops
+the chief with one line and a restart resumes to the uninterrupted result.
+Every process is bounded in time and killed in a finally.
+"""
+
+import glob
+import os
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow.compat.v1 as tf
+
+import cli_runner
+from cli_runner import T5_TINY_ON_DEMO, scalars
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir,
+                                "scripts"))
+import launch_local_cluster  # noqa: E402  pylint: disable=g-import-not-at-top
+
+_BOUND_SECS = 600
+_LOST_TIMEOUT_SECS = 5
+_CLUSTER_FLAGS = ["--cluster_lost_timeout_secs=%d" % _LOST_TIMEOUT_SECS,
+                  "--cluster_start_timeout_secs=300"]
+
+
+def _start(model_dir, args, log_dir):
+  """Starts the 2 tasks; the chief's stderr goes to log_dir/chief.err."""
+  command = cli_runner._command(  # pylint: disable=protected-access
+      model_dir, list(args) + _CLUSTER_FLAGS)
+  env = cli_runner._environment()  # pylint: disable=protected-access
+  os.makedirs(log_dir, exist_ok=True)
+  with open(os.path.join(log_dir, "chief.err"), "w") as chief_stderr:
+    return launch_local_cluster.start(command, 2, log_dir, env=env,
+                                      chief_stderr=chief_stderr)
+
+
+def _chief_stderr(log_dir):
+  with open(os.path.join(log_dir, "chief.err")) as f:
+    return f.read()
+
+
+def run_cluster(model_dir, args, log_dir):
+  """Runs the command on 2 tasks; returns (exit codes, chief's stderr)."""
+  processes = _start(model_dir, args, log_dir)
+  try:
+    codes = launch_local_cluster.wait(processes, _BOUND_SECS)
+  finally:
+    launch_local_cluster.stop(processes)
+  return codes, _chief_stderr(log_dir)
+
+
+def _variables(model_dir):
+  reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(model_dir))
+  return {name: reader.get_tensor(name)
+          for name in reader.get_variable_to_shape_map()}
+
+
+def _assert_same_variables(model_dir, reference_dir):
+  ours, reference = _variables(model_dir), _variables(reference_dir)
+  assert sorted(ours) == sorted(reference)
+  for name, value in reference.items():
+    np.testing.assert_allclose(ours[name], value, rtol=0, atol=1e-6,
+                               err_msg=name)
+
+
+TRAIN_10 = T5_TINY_ON_DEMO + ["--gin_param=utils.run.train_steps=10"]
+
+
+@pytest.fixture(scope="module")
+def cluster_and_single(tmp_path_factory):
+  """The same 10 steps on a 2-task cluster and on one process (together)."""
+  root = tmp_path_factory.mktemp("cluster")
+  cluster_dir, single_dir = str(root / "cluster"), str(root / "single")
+  single = cli_runner.start_mtf_synth(single_dir, *TRAIN_10, capture=True)
+  try:
+    codes, stderr = run_cluster(cluster_dir, TRAIN_10, str(root / "logs"))
+    _, single_stderr = single.communicate(timeout=_BOUND_SECS)
+  finally:
+    single.kill()
+    single.wait()
+  assert codes == [0, 0], stderr[-3000:]
+  assert single.returncode == 0, single_stderr[-3000:]
+  return cluster_dir, single_dir, stderr
+
+
+def test_cluster_trains_as_one_process(cluster_and_single):
+  cluster_dir, single_dir, stderr = cluster_and_single
+  # The mesh really spans both tasks, the batch split across them.
+  assert ("mesh devices over 2 tasks: /job:worker/replica:0/task:0/device:"
+          "CPU:0, /job:worker/replica:0/task:1/device:CPU:0, "
+          "/job:worker/replica:0/task:0/device:CPU:1, "
+          "/job:worker/replica:0/task:1/device:CPU:1") in stderr
+  assert tf.train.latest_checkpoint(cluster_dir).endswith("model.ckpt-10")
+  cluster_loss, single_loss = (scalars(d, "loss")
+                               for d in (cluster_dir, single_dir))
+  for step in (5, 10):
+    assert cluster_loss[step] == pytest.approx(single_loss[step], abs=1e-5)
+  _assert_same_variables(cluster_dir, single_dir)
+
+
+@pytest.mark.slow
+def test_cluster_evaluates_infers_and_exports(cluster_and_single, tmp_path):
+  cluster_dir, _, _ = cluster_and_single
+  codes, stderr = run_cluster(
+      cluster_dir, T5_TINY_ON_DEMO + [
+          "--gin_file=perplexity_eval.gin",
+          "--gin_param=eval_checkpoint_step=-1",
+          "--gin_param=utils.run.perplexity_eval_steps=2"],
+      str(tmp_path / "eval_logs"))
+  assert codes == [0, 0], stderr[-3000:]
+  (eval_dir,) = glob.glob(os.path.join(cluster_dir, "eval_*"))
+  assert 0.0 < scalars(eval_dir, "token_accuracy")[10] <= 1.0
+
+  inputs, outputs = tmp_path / "in.txt", tmp_path / "out.txt"
+  inputs.write_text("reverse: a b c\nsort: c b a\n")
+  codes, stderr = run_cluster(
+      cluster_dir, T5_TINY_ON_DEMO + [
+          "--gin_file=infer.gin", "--gin_param=infer_checkpoint_step=-1",
+          "--gin_param=Bitransformer.decode.max_decode_length=16",
+          "--gin_param=input_filename='%s'" % inputs,
+          "--gin_param=output_filename='%s'" % outputs],
+      str(tmp_path / "infer_logs"))
+  assert codes == [0, 0], stderr[-3000:]
+  assert len(open(str(outputs) + "-10").read().splitlines()) == 2
+
+  export_base = tmp_path / "export"
+  codes, stderr = run_cluster(
+      cluster_dir, T5_TINY_ON_DEMO + [
+          "--gin_param=utils.run.mode='export_infer'",
+          "--gin_param=utils.run.export_path='%s'" % export_base,
+          "--gin_param=Bitransformer.decode.max_decode_length=16"],
+      str(tmp_path / "export_logs"))
+  assert codes == [0, 0], stderr[-3000:]
+  (export_dir,) = glob.glob(str(export_base / "*"))
+  with tf.Graph().as_default(), tf.Session() as session:
+    signature = tf.saved_model.loader.load(
+        session, ["serve"], export_dir).signature_def["serving_default"]
+    decoded = session.run(signature.outputs["outputs"].name,
+                          {signature.inputs["inputs"].name: ["sort: b a"]})
+  assert decoded.shape == (1,)
+
+
+@pytest.mark.slow
+def test_killed_worker_stops_the_chief_and_a_restart_resumes(tmp_path):
+  args = T5_TINY_ON_DEMO + ["--gin_param=utils.run.train_steps=30",
+                            "--gin_param=utils.run.save_checkpoints_steps=10"]
+  interrupted, straight = str(tmp_path / "a"), str(tmp_path / "b")
+  processes = _start(interrupted, args, str(tmp_path / "logs_a"))
+  chief, worker = processes
+  try:
+    deadline = time.time() + _BOUND_SECS
+    while not os.path.exists(os.path.join(interrupted,
+                                          "model.ckpt-10.index")):
+      assert chief.poll() is None and time.time() < deadline
+      time.sleep(0.2)
+    launch_local_cluster.stop([worker])  # kill -9
+    killed = time.time()
+    (code,) = launch_local_cluster.wait([chief], 60)
+    took = time.time() - killed
+  finally:
+    launch_local_cluster.stop(processes)
+  assert code not in (0, None)
+  assert took < _LOST_TIMEOUT_SECS + 30
+  errors = [line for line in _chief_stderr(str(tmp_path / "logs_a"))
+            .splitlines() if line.startswith("mtf_synth: error:")]
+  assert len(errors) == 1, errors
+  assert "task worker:1 (127.0.0.1:" in errors[0]
+  assert "went away" in errors[0] and "model.ckpt-" in errors[0]
+  assert not os.path.exists(os.path.join(interrupted, "model.ckpt-30.index"))
+
+  codes, stderr = run_cluster(interrupted, args, str(tmp_path / "logs_b"))
+  assert codes == [0, 0], stderr[-3000:]
+  assert "Skipping" in stderr  # the data position is restored
+  codes, stderr = run_cluster(straight, args, str(tmp_path / "logs_c"))
+  assert codes == [0, 0], stderr[-3000:]
+  assert tf.train.latest_checkpoint(interrupted).endswith("model.ckpt-30")
+  _assert_same_variables(interrupted, straight)
