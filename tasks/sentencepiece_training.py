@@ -40,11 +40,14 @@ def train(texts: Iterable[str], model_prefix: str, vocab_size: int = 32000,
   directory = os.path.dirname(model_prefix)
   if directory:
     tf.io.gfile.makedirs(directory)
+  # One thread and a fixed seed: the same texts give the same model file
+  # (with several threads the full debian corpus gave different bytes).
+  spm.set_random_generator_seed(0)
   spm.SentencePieceTrainer.train(
       sentence_iterator=iter(texts), model_prefix=model_prefix,
       vocab_size=vocab_size, model_type=model_type,
       pad_id=0, eos_id=1, unk_id=2, bos_id=-1,
       # Small corpora cannot always fill vocab_size; take what they give.
       hard_vocab_limit=False, character_coverage=1.0,
-      max_sentence_length=1 << 16, minloglevel=2)
+      max_sentence_length=1 << 16, minloglevel=2, num_threads=1)
   return model_prefix + ".model"
