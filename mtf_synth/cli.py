@@ -339,7 +339,7 @@ def _preflight(cluster=None):
     elif isinstance(mesh_shape, str) and not mesh_devices:
       devices.local_mesh_devices(mesh_shape)  # raises if they don't fit
   mode = _mode()
-  if mode == "infer":
+  if mode == "infer" and (cluster is None or cluster.is_chief):
     _check_input_file(_bound("decode_from_file.input_filename"))
   # finetune's --train_steps count on from the pretrained checkpoint: its
   # total is known only to MtfModel.finetune (train_loop checks it there).
@@ -372,6 +372,11 @@ def main(argv):
       FLAGS.cluster_tasks, FLAGS.task_index,
       start_timeout_secs=FLAGS.cluster_start_timeout_secs,
       lost_timeout_secs=FLAGS.cluster_lost_timeout_secs)
+  if cluster is not None and FLAGS.use_model_api:
+    raise errors.UserError(
+        "--use_model_api cannot run on a cluster (t5's MtfModel gives the "
+        "mesh no devices, so it would all run on the chief): drop "
+        "--use_model_api and set utils.run.mode, or run one process")
   mode, train_steps, requested_steps, cpus_per_task = _preflight(cluster)
   if cluster is None:
     _run(argv, mode, train_steps, requested_steps)
@@ -381,8 +386,8 @@ def main(argv):
     cluster_lib.serve(cluster)  # exits with the chief's exit code
   model_dir = FLAGS.model_dir
   cluster_lib.watch(cluster, cluster.tasks[1:], lambda task: (
-      "the latest checkpoint is %s; start that task again, then this "
-      "command, to resume" % tf.train.latest_checkpoint(model_dir)), 2)
+      "the latest checkpoint is %s; restart every task with the same "
+      "commands to resume" % tf.train.latest_checkpoint(model_dir)), 2)
   try:
     _run(argv, mode, train_steps, requested_steps)
   except BaseException:
