@@ -180,3 +180,30 @@ def test_killed_worker_stops_the_chief_and_a_restart_resumes(tmp_path):
   assert codes == [0, 0], stderr[-3000:]
   assert tf.train.latest_checkpoint(interrupted).endswith("model.ckpt-30")
   _assert_same_variables(interrupted, straight)
+
+
+def _one_line_error(result):
+  assert result.returncode == 2, result.stderr[-3000:]
+  return [line for line in result.stderr.splitlines()
+          if line.startswith("mtf_synth: error:")]
+
+
+def test_mesh_that_does_not_split_over_the_tasks_is_one_line(tmp_path):
+  addresses = ["127.0.0.1:%d" % p
+               for p in launch_local_cluster.free_ports(3)]
+  result = cli_runner.mtf_synth(
+      str(tmp_path), *TRAIN_10, "--cluster_tasks=%s" % ",".join(addresses),
+      "--task_index=0", timeout=_BOUND_SECS)
+  assert _one_line_error(result) == [
+      "mtf_synth: error: mesh_shape 'model:2,batch:2' has 4 slices, which do "
+      "not split evenly over the 3 tasks of the cluster: use a mesh whose "
+      "size is a multiple of 3, or another number of tasks"]
+
+
+def test_model_api_is_refused_on_a_cluster(tmp_path):
+  result = cli_runner.mtf_synth(
+      str(tmp_path), "--use_model_api", "--mode=train",
+      "--mixture_or_task=mtf_synth_demo", "--cluster_tasks=127.0.0.1:1",
+      "--task_index=0", timeout=_BOUND_SECS)
+  (line,) = _one_line_error(result)
+  assert "--use_model_api cannot run on a cluster" in line
