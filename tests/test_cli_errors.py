@@ -66,9 +66,10 @@ CASES = {
     "train_steps_not_an_integer": (
         T5_TINY_ON_DEMO + ["--gin_param=utils.run.train_steps='abc'"],
         ["utils.run.train_steps='abc' is not a positive integer"], "nothing"),
-    "batch_size_zero": (
+    "batch_size_zero": pytest.param(  # same check as train_steps_not_an_integer
         T5_TINY_ON_DEMO + ["--gin_param=utils.run.batch_size=0"],
-        ["utils.run.batch_size=0 is not a positive integer"], "nothing"),
+        ["utils.run.batch_size=0 is not a positive integer"], "nothing",
+        marks=pytest.mark.slow),
     "batch_not_divisible_by_mesh": (
         T5_TINY_ON_DEMO + ["--gin_param=utils.run.batch_size=7"],
         ["utils.run.batch_size=7", "utils.run.mesh_shape='model:2,batch:2'",
@@ -91,11 +92,11 @@ CASES = {
         T5_TINY_ON_DEMO + _EVAL + ["--gin_param=eval_checkpoint_step=3"],
         ["checkpoint step 3 is not in", "has steps 0, 2, 4",
          "eval_checkpoint_step"], "nothing"),
-    "specific_checkpoint_that_does_not_exist": (
+    "specific_checkpoint_that_does_not_exist": pytest.param(
         T5_TINY_ON_DEMO + _MODEL_API_EVAL + [
             "--checkpoint_mode=specific", "--checkpoint_steps=3"],
         ["checkpoint step 3 is not in", "has steps 0, 2, 4",
-         "--checkpoint_steps"], "nothing"),
+         "--checkpoint_steps"], "nothing", marks=pytest.mark.slow),
     "restore_with_another_model": pytest.param(
         T5_TINY_ON_DEMO + ["--gin_param=d_kv=32",
                            "--gin_param=utils.run.train_steps=6"],
@@ -262,6 +263,7 @@ def test_no_arguments_prints_usage_and_writes_nothing(tmp_path):
   assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_help_shows_the_main_flags():
   result = subprocess.run([sys.executable, "-m", "mtf_synth", "--help"],
                           capture_output=True, text=True, timeout=300,
