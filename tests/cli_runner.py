@@ -44,6 +44,15 @@ def mtf_synth(model_dir, *args, timeout=600):
                         check=False)
 
 
+def train_tiny_t5(model_dir, *params):
+  """Trains T5_TINY_ON_DEMO into model_dir with extra gin params; asserts
+  it succeeded and returns model_dir (the shared module fixtures' body)."""
+  result = mtf_synth(model_dir, *T5_TINY_ON_DEMO,
+                     *("--gin_param=" + p for p in params))
+  assert result.returncode == 0, result.stderr[-3000:]
+  return model_dir
+
+
 def start_mtf_synth(model_dir, *args, capture=False):
   """Starts `python -m mtf_synth` without waiting (for kill tests).
 

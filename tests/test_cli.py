@@ -11,18 +11,15 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from cli_runner import T5_TINY_ON_DEMO, checkpoint_digest, mtf_synth
-from cli_runner import scalars, start_mtf_synth
+from cli_runner import scalars, start_mtf_synth, train_tiny_t5
 
 
 @pytest.fixture(scope="module")
 def trained_dir(tmp_path_factory):
   """A tiny T5.1.1 trained 20 steps on a 2x2 CPU mesh, t5's own gin files."""
-  model_dir = str(tmp_path_factory.mktemp("t5_tiny"))
-  result = mtf_synth(model_dir, *T5_TINY_ON_DEMO,
-                     "--gin_param=utils.run.train_steps=20",
-                     "--gin_param=utils.run.save_checkpoints_steps=10")
-  assert result.returncode == 0, result.stderr[-3000:]
-  return model_dir
+  return train_tiny_t5(str(tmp_path_factory.mktemp("t5_tiny")),
+                       "utils.run.train_steps=20",
+                       "utils.run.save_checkpoints_steps=10")
 
 
 def test_train_writes_checkpoints_and_tensorboard_scalars(trained_dir):

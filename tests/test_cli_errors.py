@@ -22,7 +22,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from cli_runner import T5_TINY_ON_DEMO, checkpoint_digest, mtf_synth
-from cli_runner import start_mtf_synth
+from cli_runner import start_mtf_synth, train_tiny_t5
 from mtf_synth.runtime import model_dir_lock
 
 
@@ -128,12 +128,9 @@ def tree_digest(path):
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
   """A model_dir with checkpoints at steps 0, 2 and 4, shared by all cases."""
-  path = str(tmp_path_factory.mktemp("model"))
-  result = mtf_synth(path, *T5_TINY_ON_DEMO,
-                     "--gin_param=utils.run.train_steps=4",
-                     "--gin_param=utils.run.save_checkpoints_steps=2")
-  assert result.returncode == 0, result.stderr[-3000:]
-  return path
+  return train_tiny_t5(str(tmp_path_factory.mktemp("model")),
+                       "utils.run.train_steps=4",
+                       "utils.run.save_checkpoints_steps=2")
 
 
 def _error_line(result, expected, code=2):

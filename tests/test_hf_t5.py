@@ -266,9 +266,9 @@ def test_transformers_5_v11_config_is_read_as_untied():
   assert not architecture.tied and architecture.gated
 
 
+@pytest.mark.skipif(importlib.util.find_spec("torch") is not None,
+                    reason="checks the error shown when torch is absent")
 def test_pytorch_bin_without_torch_is_a_clear_error(tmp_path):
-  if importlib.util.find_spec("torch"):
-    pytest.skip("torch is installed")
   (tmp_path / "config.json").write_text(json.dumps(hf_config("v1.0")))
   (tmp_path / "pytorch_model.bin").write_bytes(b"")
   with pytest.raises(hf_t5.ConversionError, match="needs torch"):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import seqio
 
-from cli_runner import T5_TINY_ON_DEMO, mtf_synth, scalars
+from cli_runner import T5_TINY_ON_DEMO, mtf_synth, scalars, train_tiny_t5
 from scoring_reference import assert_log_likelihoods, source_texts
 
 import tasks  # noqa: F401  (registers mtf_synth_demo)  pylint: disable=unused-import
@@ -27,12 +27,9 @@ def model_dir(tmp_path_factory):
   Trained on one device (quicker), scored on T5_TINY_ON_DEMO's 2x2 mesh:
   checkpoints hold whole variables, whatever the mesh.
   """
-  directory = str(tmp_path_factory.mktemp("scored"))
-  result = mtf_synth(directory, *T5_TINY_ON_DEMO,
-                     "--gin_param=utils.run.mesh_shape='model:1,batch:1'",
-                     "--gin_param=utils.run.train_steps=10")
-  assert result.returncode == 0, result.stderr[-3000:]
-  return directory
+  return train_tiny_t5(str(tmp_path_factory.mktemp("scored")),
+                       "utils.run.mesh_shape='model:1,batch:1'",
+                       "utils.run.train_steps=10")
 
 
 def _validation_texts():
