@@ -30,6 +30,7 @@ import sys, time
 import tensorflow.compat.v1 as tf
 from mtf_synth.runtime import cluster as cluster_lib
 tf.disable_v2_behavior()
+tf.logging.set_verbosity(tf.logging.INFO)
 addresses, index, role = sys.argv[1].split(","), int(sys.argv[2]), sys.argv[3]
 cluster = cluster_lib.resolve(addresses, index, start_timeout_secs=60,
                               lost_timeout_secs=2)
@@ -153,11 +154,11 @@ def test_a_task_that_never_comes_up_is_one_line():
   assert time.time() - started < 10
 
 
-def _wait_for(process, text, deadline):
+def _wait_for(process, text, deadline, stream="stdout"):
   while time.time() < deadline:
     if process.poll() is not None:
       pytest.fail("task exited: %s" % process.communicate()[1][-2000:])
-    line = process.stdout.readline()
+    line = getattr(process, stream).readline()
     if text in line:
       return
   pytest.fail("no %r within the bound" % text)
@@ -177,6 +178,10 @@ def test_killing_the_chief_stops_the_workers():
   chief, worker = processes
   try:
     _wait_for(chief, "all up", time.time() + _BOUND_SECS)
+    # Until the worker has seen the chief, a missing chief is one that has
+    # not started yet (start_timeout_secs), not one that went away.
+    _wait_for(worker, "are up: watching them", time.time() + _BOUND_SECS,
+              stream="stderr")
     chief.kill()
     killed = time.time()
     assert launch_local_cluster.wait([worker], 30) == [1]

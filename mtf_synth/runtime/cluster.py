@@ -254,6 +254,8 @@ def watch(cluster, tasks, lost, code):
       wait_for_tasks(cluster, tasks)
     except ClusterError as e:
       _exit_with_one_line(str(e), code)
+    tf.logging.info("tasks %s are up: watching them",
+                    ", ".join(map(describe, tasks)))
     last_seen = {task: time.time() for task in tasks}
     while True:
       now = time.time()
