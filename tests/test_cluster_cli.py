@@ -8,6 +8,7 @@ Every process is bounded in time and killed in a finally.
 
 import glob
 import os
+import shutil
 import sys
 import time
 
@@ -52,6 +53,11 @@ def run_cluster(model_dir, args, log_dir):
   finally:
     launch_local_cluster.stop(processes)
   return codes, _chief_stderr(log_dir)
+
+
+def _read_lines(path):
+  with open(path) as f:
+    return f.read().splitlines()
 
 
 def _variables(model_dir):
@@ -143,6 +149,87 @@ def test_cluster_evaluates_infers_and_exports(cluster_and_single, tmp_path):
     decoded = session.run(signature.outputs["outputs"].name,
                           {signature.inputs["inputs"].name: ["sort: b a"]})
   assert decoded.shape == (1,)
+
+
+def _run_on_cluster_and_one_process(model_dir, args_for, tmp_path):
+  """Runs a reading mode on the cluster in model_dir and, at the same time,
+  on one process in a copy of model_dir's checkpoints.
+
+  Args:
+    model_dir: the cluster's trained model_dir.
+    args_for: model_dir -> the command's arguments for that run.
+    tmp_path: where the copy and the cluster's logs go.
+  Returns:
+    the copy's model_dir.
+  """
+  single_dir = str(tmp_path / "single")
+  shutil.copytree(model_dir, single_dir, ignore=shutil.ignore_patterns(
+      "*eval*", "events.out.tfevents*"))
+  single = cli_runner.start_mtf_synth(single_dir, *args_for(single_dir),
+                                      capture=True)
+  try:
+    codes, stderr = run_cluster(model_dir, args_for(model_dir),
+                                str(tmp_path / "logs"))
+    _, single_stderr = single.communicate(timeout=_BOUND_SECS)
+  finally:
+    single.kill()
+    single.wait()
+  assert codes == [0, 0], stderr[-3000:]
+  assert "mesh devices over 2 tasks" in stderr
+  assert single.returncode == 0, single_stderr[-3000:]
+  return single_dir
+
+
+@pytest.mark.slow
+def test_cluster_decode_eval_equals_one_process(cluster_and_single, tmp_path):
+  cluster_dir, _, _ = cluster_and_single
+  args = T5_TINY_ON_DEMO + [
+      "--gin_file=eval.gin", "--gin_param=eval_checkpoint_step=-1",
+      "--gin_param=utils.run.dataset_split='validation'",
+      "--gin_param=mesh_eval_dataset_fn.num_eval_examples=16",
+      "--gin_param=Bitransformer.decode.max_decode_length=32"]
+  single_dir = _run_on_cluster_and_one_process(cluster_dir, lambda _: args,
+                                               tmp_path)
+  eval_dirs = [os.path.join(d, "validation_eval")
+               for d in (cluster_dir, single_dir)]
+  cluster_decodes, single_decodes = (
+      _read_lines(os.path.join(d, "mtf_synth_demo_10_predictions"))
+      for d in eval_dirs)
+  assert len(single_decodes) == 16
+  assert cluster_decodes == single_decodes
+  tag = "eval/mtf_synth_demo/sequence_accuracy"
+  cluster_accuracy, single_accuracy = (scalars(d, tag) for d in eval_dirs)
+  assert list(single_accuracy) == [10]
+  assert cluster_accuracy == single_accuracy
+
+
+@pytest.mark.slow
+def test_cluster_scores_files_as_one_process(cluster_and_single, tmp_path):
+  cluster_dir, _, _ = cluster_and_single
+  inputs, targets = tmp_path / "inputs.txt", tmp_path / "targets.txt"
+  inputs.write_text("reverse: a b c\nsort: c b a\n")
+  # Two targets per input: t5 scores each input against both.
+  targets.write_text("c b a\na b c\na b c\nc a b\n")
+  args = T5_TINY_ON_DEMO + [
+      "--gin_file=score_from_file.gin",
+      "--gin_param=utils.run.eval_checkpoint_step=-1",
+      "--gin_param=inputs_filename='%s'" % inputs,
+      "--gin_param=targets_filename='%s'" % targets]
+  single_dir = _run_on_cluster_and_one_process(
+      cluster_dir, lambda model_dir: args + [
+          "--gin_param=scores_filename='%s/scores'" % model_dir], tmp_path)
+  cluster_scores, single_scores = (
+      os.path.join(d, "scores") for d in (cluster_dir, single_dir))
+  for suffix in (".targets", ".lengths"):
+    assert (_read_lines(cluster_scores + suffix)
+            == _read_lines(single_scores + suffix))
+  assert _read_lines(single_scores + ".targets") == targets.read_text(
+      ).splitlines()
+  single_values = [float(s) for s in _read_lines(single_scores + ".scores")]
+  assert len(single_values) == 4 and all(v < 0 for v in single_values)
+  np.testing.assert_allclose(
+      [float(s) for s in _read_lines(cluster_scores + ".scores")],
+      single_values, rtol=0, atol=1e-5)
 
 
 @pytest.mark.slow
