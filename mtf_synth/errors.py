@@ -4,6 +4,13 @@
 missing checkpoint, a model_dir another trainer holds, a full disk. Its
 message is one line naming the problem and the fix; the command line prints
 it and exits 2. Every other exception is a bug and keeps its traceback.
+
+The command line catches UserError and nothing else, so every user error of
+mtf_synth is one of the types below (raised where it is detected); an
+upstream error that is the user's is turned into one where it is raised
+(gin's parse errors where the command line parses gin). The task registry's
+TaskConfigError subclasses UserError in tasks/, which the runtime does not
+import.
 """
 
 
@@ -21,6 +28,27 @@ class CheckpointWriteError(UserError):
 
 class ModelDirLockedError(UserError):
   """Another trainer holds the model_dir's lock."""
+
+
+class NoCheckpointError(UserError):
+  """Evaluation, prediction or export was asked of a model_dir with no
+  checkpoint."""
+
+
+class NonFiniteLossError(UserError):
+  """Training produced a NaN or infinite loss; nothing after it was saved."""
+
+
+class EmptyDatasetError(UserError):
+  """The training input ended before a single step could run."""
+
+
+class MeshDevicesError(UserError):
+  """The mesh shape and the devices given for it do not fit together."""
+
+
+class ClusterError(UserError):
+  """The cluster cannot be set up or lost a task."""
 
 
 class Interrupted(Exception):

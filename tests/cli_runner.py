@@ -1,6 +1,5 @@
 """Runs the `mtf_synth` command line in a subprocess for tests."""
 
-import glob
 import hashlib
 import os
 import subprocess
@@ -9,6 +8,8 @@ import sys
 import numpy as np
 
 import tensorflow.compat.v1 as tf
+
+from mtf_synth.runtime.summaries import scalars  # noqa: F401  (the tests' reader)
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -81,14 +82,3 @@ def checkpoint_digest(model_dir):
       digest.update(name.encode())
       digest.update(np.asarray(reader.get_tensor(name)).tobytes())
   return digest.hexdigest()
-
-
-def scalars(log_dir, tag):
-  """{step: value} of a scalar summary in the event files of log_dir."""
-  values = {}
-  for path in sorted(glob.glob(os.path.join(log_dir, "events.out.tfevents*"))):
-    for event in tf.train.summary_iterator(path):
-      for value in event.summary.value:
-        if value.tag == tag:
-          values[event.step] = value.simple_value
-  return values

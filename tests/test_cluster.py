@@ -15,6 +15,7 @@ import pytest
 
 from tensorflow.python.distribute.cluster_resolver import slurm_cluster_resolver  # pylint: disable=g-direct-tensorflow-import
 
+from mtf_synth import errors
 from mtf_synth.runtime import cluster as cluster_lib
 from mtf_synth.runtime import devices
 
@@ -65,9 +66,9 @@ def test_flags_make_a_cluster_of_workers_chief_first():
   assert [t.address for t in cluster.tasks] == ["h0:1", "h1:2", "h2:3"]
   assert cluster.this_task == cluster_lib.Task("worker", 1, "h1:2")
   assert not cluster.is_chief and cluster.num_tasks == 3
-  with pytest.raises(cluster_lib.ClusterError, match="--task_index"):
+  with pytest.raises(errors.ClusterError, match="--task_index"):
     cluster_lib.resolve(["h0:1"], None)
-  with pytest.raises(cluster_lib.ClusterError, match="pass 0 to 1"):
+  with pytest.raises(errors.ClusterError, match="pass 0 to 1"):
     cluster_lib.resolve(["h0:1", "h1:2"], 2)
 
 
@@ -82,10 +83,10 @@ def test_tf_config_chief_comes_first(monkeypatch):
   monkeypatch.setenv("TF_CONFIG", json.dumps({
       "cluster": {"worker": ["w0:1"], "ps": ["p:1"]},
       "task": {"type": "worker", "index": 0}}))
-  with pytest.raises(cluster_lib.ClusterError, match="job ps"):
+  with pytest.raises(errors.ClusterError, match="job ps"):
     cluster_lib.resolve()
   monkeypatch.setenv("TF_CONFIG", "{not json")
-  with pytest.raises(cluster_lib.ClusterError, match="does not parse"):
+  with pytest.raises(errors.ClusterError, match="does not parse"):
     cluster_lib.resolve()
 
 
@@ -126,7 +127,7 @@ def test_mesh_must_split_evenly_over_tasks():
   assert devices.cpus_per_task(
       "model:2,batch:2", ["/job:worker/task:0/device:CPU:%d" % i
                           for i in (0, 5, 1, 2)], 2) == 6
-  with pytest.raises(devices.MeshDevicesError,
+  with pytest.raises(errors.MeshDevicesError,
                      match="6 slices, which do not split evenly over the 4 "
                      "tasks"):
     devices.cpus_per_task("model:2,batch:3", None, 4)
@@ -138,7 +139,7 @@ def test_port_in_use_is_one_line():
     taken.listen()
     address = "127.0.0.1:%d" % taken.getsockname()[1]
     cluster = cluster_lib.resolve([address, _addresses(1)[0]], 0)
-    with pytest.raises(cluster_lib.ClusterError,
+    with pytest.raises(errors.ClusterError,
                        match="cannot listen on its address.*pick a free port"):
       cluster_lib.start_server(cluster, 1)
   assert cluster_lib.active() is None
@@ -147,7 +148,7 @@ def test_port_in_use_is_one_line():
 def test_a_task_that_never_comes_up_is_one_line():
   cluster = cluster_lib.resolve(_addresses(2), 0, start_timeout_secs=1)
   started = time.time()
-  with pytest.raises(cluster_lib.ClusterError,
+  with pytest.raises(errors.ClusterError,
                      match=r"worker:1 \(127.0.0.1:\d+\) did not come up "
                      "within 1 s"):
     cluster_lib.wait_for_tasks(cluster, cluster.tasks[1:])

@@ -35,10 +35,6 @@ _NOTIFY_TIMEOUT_SECS = 60.0
 _active = None  # the Cluster of this process once its server runs
 
 
-class ClusterError(errors.UserError):
-  """The cluster cannot be set up or lost a task."""
-
-
 Task = collections.namedtuple("Task", ("job", "index", "address"))
 
 
@@ -54,9 +50,9 @@ class Cluster:
     self.lost_timeout_secs = lost_timeout_secs
     jobs = self.spec.jobs
     if job not in jobs or index not in self.spec.task_indices(job):
-      raise ClusterError("this process is task %s:%d, which is not in the "
-                         "cluster %s: fix the task index" % (
-                             job, index, self.spec.as_dict()))
+      raise errors.ClusterError(
+          "this process is task %s:%d, which is not in the cluster %s: fix "
+          "the task index" % (job, index, self.spec.as_dict()))
     # The chief first: it holds the input pipeline and the mesh's first rows.
     order = sorted(jobs, key=lambda name: name != "chief")
     self.tasks = [Task(name, i, self.spec.task_address(name, i))
@@ -100,13 +96,14 @@ def resolve(cluster_tasks=None, task_index=None, **timeouts):
   """
   if cluster_tasks:
     if task_index is None:
-      raise ClusterError("--cluster_tasks needs --task_index: this process's "
-                         "position (0 for the chief) in that list")
+      raise errors.ClusterError(
+          "--cluster_tasks needs --task_index: this process's position (0 "
+          "for the chief) in that list")
     if not 0 <= task_index < len(cluster_tasks):
-      raise ClusterError("--task_index=%d is not a position in --cluster_tasks"
-                         " (%d tasks): pass 0 to %d" % (
-                             task_index, len(cluster_tasks),
-                             len(cluster_tasks) - 1))
+      raise errors.ClusterError(
+          "--task_index=%d is not a position in --cluster_tasks (%d tasks): "
+          "pass 0 to %d" % (task_index, len(cluster_tasks),
+                            len(cluster_tasks) - 1))
     return Cluster({"worker": list(cluster_tasks)}, "worker", task_index,
                    **timeouts)
   if os.environ.get("TF_CONFIG"):
@@ -141,14 +138,15 @@ def _from_tf_config(text, **timeouts):
     spec, task = config["cluster"], config["task"]
     job, index = task["type"], int(task["index"])
   except (ValueError, KeyError, TypeError) as e:
-    raise ClusterError(
+    raise errors.ClusterError(
         "TF_CONFIG does not parse (%s: %s): set it like '{\"cluster\": "
         "{\"worker\": [\"host1:2222\", \"host2:2222\"]}, \"task\": {\"type\": "
         "\"worker\", \"index\": 0}}'" % (type(e).__name__, e)) from e
   unsupported = sorted(set(spec) - {"chief", "worker"})
   if unsupported:
-    raise ClusterError("TF_CONFIG has job %s: a mesh runs on `chief` and "
-                       "`worker` tasks only; remove it" % unsupported[0])
+    raise errors.ClusterError(
+        "TF_CONFIG has job %s: a mesh runs on `chief` and `worker` tasks "
+        "only; remove it" % unsupported[0])
   return Cluster(spec, job, index, **timeouts)
 
 
@@ -166,7 +164,7 @@ def start_server(cluster, cpus_per_task):
         cluster.spec, job_name=cluster.job, task_index=cluster.index,
         config=server_config(cpus_per_task))
   except tf.errors.OpError as e:
-    raise ClusterError(
+    raise errors.ClusterError(
         "task %s cannot listen on its address (%s): the port is in use or the"
         " host is not this machine; pick a free port" % (
             describe(task), " ".join(e.message.split()))) from e
@@ -213,7 +211,7 @@ def wait_for_tasks(cluster, tasks):
   while waiting:
     waiting = [t for t in waiting if not _reachable(t.address)]
     if waiting and time.time() > deadline:
-      raise ClusterError(
+      raise errors.ClusterError(
           "task %s did not come up within %d s: start the same command there "
           "(with its task index), or raise --cluster_start_timeout_secs" % (
               describe(waiting[0]), cluster.start_timeout_secs))
@@ -252,7 +250,7 @@ def watch(cluster, tasks, lost, code):
   def run():
     try:
       wait_for_tasks(cluster, tasks)
-    except ClusterError as e:
+    except errors.ClusterError as e:
       _exit_with_one_line(str(e), code)
     tf.logging.info("tasks %s are up: watching them",
                     ", ".join(map(describe, tasks)))

@@ -15,10 +15,6 @@ from mtf_synth import errors
 from mtf_synth.runtime import cluster as cluster_lib
 
 
-class MeshDevicesError(errors.UserError):
-  """The mesh shape and the devices given for it do not fit together."""
-
-
 def mesh_size(mesh_shape):
   return mtf.convert_to_shape(mesh_shape).size
 
@@ -31,7 +27,7 @@ def default_mesh_devices(size, num_gpus):
   """
   if num_gpus:
     if size > num_gpus:
-      raise MeshDevicesError(
+      raise errors.MeshDevicesError(
           "mesh_shape has %d slices but this machine has %d GPUs: use a mesh "
           "of at most %d slices, or place it on virtual CPUs with "
           "--gin_param=\"utils.run.mesh_devices=%s\"" %
@@ -43,7 +39,7 @@ def default_mesh_devices(size, num_gpus):
 def check_mesh_devices(mesh_shape, mesh_devices):
   size = mesh_size(mesh_shape)
   if mesh_devices is not None and len(mesh_devices) != size:
-    raise MeshDevicesError(
+    raise errors.MeshDevicesError(
         "utils.run.mesh_devices lists %d devices but mesh_shape %r has %d "
         "slices: give one device per slice, or unbind mesh_devices to use "
         "the local GPUs or virtual CPUs" %
@@ -54,7 +50,7 @@ def devices_per_task(mesh_shape, num_tasks):
   """How many slices each task of a cluster runs."""
   size = mesh_size(mesh_shape)
   if size % num_tasks:
-    raise MeshDevicesError(
+    raise errors.MeshDevicesError(
         "mesh_shape %r has %d slices, which do not split evenly over the %d "
         "tasks of the cluster: use a mesh whose size is a multiple of %d, or "
         "another number of tasks" % (str(mesh_shape), size, num_tasks,
@@ -118,7 +114,7 @@ def cluster_mesh_devices(cluster, mesh_shape, layout_rules):
     cpus = _numbered(listed[task], "CPU")
     devices = gpus if len(gpus) >= per_task else cpus
     if len(devices) < per_task:
-      raise MeshDevicesError(
+      raise errors.MeshDevicesError(
           "mesh_shape %r needs %d devices on each of the %d tasks but task %s"
           " has %d: give every task the same command (its server creates the"
           " virtual CPUs)" % (str(mesh_shape), per_task, cluster.num_tasks,

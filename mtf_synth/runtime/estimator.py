@@ -198,7 +198,7 @@ class TPUEstimator:
   def _checkpoint_or_latest(self, checkpoint_path):
     path = checkpoint_path or self.latest_checkpoint()
     if not path:
-      raise NoCheckpointError(
+      raise errors.NoCheckpointError(
           "no checkpoint in model_dir %s: train first, or pass a checkpoint "
           "with --checkpoint_mode=specific --checkpoint_steps=N" %
           self._model_dir)
@@ -266,7 +266,3 @@ class TPUEstimator:
 
 
 Estimator = TPUEstimator
-
-
-class NoCheckpointError(errors.UserError):
-  """Evaluation, prediction or export was asked of a model_dir with no checkpoint."""

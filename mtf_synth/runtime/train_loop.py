@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 
 from mtf_synth import errors
+from mtf_synth.runtime import checkpoints
 from mtf_synth.runtime import model_dir_lock
 
 _DEFAULT_SEED = 0
@@ -29,14 +30,6 @@ _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 PERIODIC_SUMMARIES = "mtf_synth_periodic_summaries"
 
 
-class NonFiniteLossError(errors.UserError):
-  """Training produced a NaN or infinite loss; nothing after it was saved."""
-
-
-class EmptyDatasetError(errors.UserError):
-  """The training input ended before a single step could run."""
-
-
 @gin.configurable(module="mtf_synth")
 def train_loop_settings(log_every_steps=100, summary_every_steps=100,
                         random_seed=_DEFAULT_SEED):
@@ -44,8 +37,10 @@ def train_loop_settings(log_every_steps=100, summary_every_steps=100,
 
   Args:
     log_every_steps: a log line (step, loss, steps/s, tokens/s, ETA) and
-      TensorBoard scalars every this many steps.
-    summary_every_steps: graph summaries (e.g. learning_rate) every this many.
+      those TensorBoard scalars at every multiple of this many steps (and
+      the last step).
+    summary_every_steps: graph summaries (e.g. learning_rate) at every
+      multiple of this many steps (and the last step).
     random_seed: graph-level seed, so two runs with the same config start from
       the same initial weights (None: a different seed each run).
   Returns:
@@ -94,8 +89,18 @@ def _tokens_per_step(features):
   return total
 
 
+def _due(step, every_steps, max_steps):
+  """The one step base of training logs and summaries: multiples of the
+  interval, and the last step."""
+  return step % every_steps == 0 or step == max_steps
+
+
 class _ProgressHook(tf.train.SessionRunHook):
-  """Stops on a non-finite loss; logs and summarizes progress every K steps.
+  """Stops on a non-finite loss; the one writer of training scalars.
+
+  Every log interval: a log line and the loss, steps/s and tokens/s scalars;
+  every summary interval: the graph's summaries (e.g. learning_rate). Both
+  at the steps `_due` names, so each scalar has one series on one step base.
 
   Placed first among the hooks so that a NaN step raises before any
   checkpoint saver sees it: nothing from that step on is saved. (A checkpoint
@@ -103,10 +108,13 @@ class _ProgressHook(tf.train.SessionRunHook):
   the message names the latest checkpoint so the user can pick an earlier.)
   """
 
-  def __init__(self, loss, model_dir, every_steps, max_steps, tokens_per_step):
+  def __init__(self, loss, graph_summaries, model_dir, settings, max_steps,
+               tokens_per_step):
     self._loss = loss
+    self._graph_summaries = graph_summaries
     self._model_dir = model_dir
-    self._every_steps = max(1, int(every_steps))
+    self._log_every_steps = max(1, int(settings["log_every_steps"]))
+    self._summary_every_steps = max(1, int(settings["summary_every_steps"]))
     self._max_steps = max_steps
     self._tokens_per_step = tokens_per_step
     self._last_time = None
@@ -122,20 +130,28 @@ class _ProgressHook(tf.train.SessionRunHook):
     self._last_time = time.time()
 
   def before_run(self, run_context):
-    return tf.train.SessionRunArgs(self._loss)
+    fetches = {"loss": self._loss}
+    if self._graph_summaries is not None and _due(
+        self._step + 1, self._summary_every_steps, self._max_steps):
+      fetches["summaries"] = self._graph_summaries
+    return tf.train.SessionRunArgs(fetches)
 
   def after_run(self, run_context, run_values):
     # Counted here: reading global_step in the same run races its increment.
     self._step += 1
     step = self._step
-    loss = float(run_values.results)
+    loss = float(run_values.results["loss"])
     if not math.isfinite(loss):
-      raise NonFiniteLossError(
+      raise errors.NonFiniteLossError(
           "loss is %s at step %d; training stopped before saving it (latest "
           "checkpoint: %s): lower the learning rate or check the data" %
           (loss, step, tf.train.latest_checkpoint(self._model_dir)))
-    if step % self._every_steps and step != self._max_steps:
-      return
+    if "summaries" in run_values.results:
+      self._writer.add_summary(run_values.results["summaries"], step)
+    if _due(step, self._log_every_steps, self._max_steps):
+      self._log(step, loss)
+
+  def _log(self, step, loss):
     now = time.time()
     steps_per_sec = (step - self._last_step) / max(now - self._last_time, 1e-9)
     tokens_per_sec = steps_per_sec * self._tokens_per_step
@@ -164,10 +180,10 @@ class _ProgressHook(tf.train.SessionRunHook):
     return self._step - self.start_step
 
 
-def latest_step(model_dir):
-  """The global step of model_dir's latest checkpoint, or None."""
-  last = tf.train.latest_checkpoint(model_dir)
-  return int(tf.train.load_variable(last, "global_step")) if last else None
+def _without_print(loss):
+  """mesh TF wraps the loss in tf.Print off TPU, which logs it every step;
+  fetching the Print's input leaves the log line once per log interval."""
+  return loss.op.inputs[0] if loss.op.type == "Print" else loss
 
 
 def already_trained(model_dir, train_steps):
@@ -177,7 +193,7 @@ def already_trained(model_dir, train_steps):
     UserError: the checkpoint is past train_steps (training on would run a
       learning-rate schedule past its end and delete older checkpoints).
   """
-  step = latest_step(model_dir)
+  step = checkpoints.latest_step(model_dir)
   if step is None or train_steps is None or step < train_steps:
     return False
   if step > train_steps:
@@ -371,7 +387,7 @@ def train(graph, spec, features, model_dir, config, max_steps=None,
   model_dir_lock.acquire(model_dir)
   settings = train_loop_settings()
   if steps is not None:
-    max_steps = (latest_step(model_dir) or 0) + steps
+    max_steps = (checkpoints.latest_step(model_dir) or 0) + steps
   if already_trained(model_dir, max_steps):
     tf.logging.info("%s is at step %d = train_steps already: nothing to "
                     "train", model_dir, max_steps)
@@ -382,15 +398,12 @@ def train(graph, spec, features, model_dir, config, max_steps=None,
   increment_global_step_last(spec.train_op)
   scaffold = _scaffold(spec)
   all_hooks = list(spec.training_chief_hooks) + list(spec.training_hooks)
-  progress = _ProgressHook(spec.loss, model_dir, settings["log_every_steps"],
-                           max_steps, _tokens_per_step(features))
   # Summaries the model added to the graph (mesh TF: learning_rate).
-  tf.summary.scalar("loss", spec.loss)
-  summary_hook = tf.train.SummarySaverHook(
-      save_steps=settings["summary_every_steps"], output_dir=model_dir,
-      summary_op=tf.summary.merge_all())
+  progress = _ProgressHook(_without_print(spec.loss), tf.summary.merge_all(),
+                           model_dir, settings, max_steps,
+                           _tokens_per_step(features))
   stop_on_signals = _StopOnSignals()
-  hooks = ([progress, stop_on_signals, summary_hook] +
+  hooks = ([progress, stop_on_signals] +
            _periodic_summary_hooks(model_dir) + all_hooks + list(hooks))
   if not any(isinstance(h, tf.train.CheckpointSaverHook) for h in all_hooks):
     hooks.append(tf.train.CheckpointSaverHook(
@@ -418,7 +431,7 @@ def train(graph, spec, features, model_dir, config, max_steps=None,
                     progress.step, tf.train.latest_checkpoint(model_dir)))
   if progress.steps_run == 0 and (max_steps is None
                                   or progress.start_step < max_steps):
-    raise EmptyDatasetError(
+    raise errors.EmptyDatasetError(
         "the training data yielded no batch (empty split, or every example "
         "dropped by preprocessing): check the task's data and split, or "
         "lower utils.run.batch_size")
