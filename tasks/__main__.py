@@ -10,7 +10,6 @@ import seqio
 
 import tasks  # pylint: disable=unused-import  (registers everything)
 from tasks.errors import TaskConfigError
-from tasks.sources import PreparedTfdsSource
 
 MAX_SHOWN_IDS = 24
 MAX_SHOWN_CHARS = 200
@@ -21,10 +20,9 @@ def _vocabulary_name(task: seqio.Task) -> str:
 
 
 def _source_name(task: seqio.Task) -> str:
-  if isinstance(task.source, PreparedTfdsSource):
+  if isinstance(task.source, seqio.TfdsDataSource):
     return "tfds:" + task.source.tfds_dataset.name
-  dataset_fn = getattr(task.source, "_dataset_fn", None)
-  return "function:" + getattr(dataset_fn, "__name__", "?")
+  return type(task.source).__name__
 
 
 def list_registry(out=None) -> None:

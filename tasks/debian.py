@@ -95,7 +95,6 @@ for _language in debian_corpus.LANGUAGES:
 registry.add_text_task(
     "debian_lm",
     source=tsv_source("lm", ("targets",)),
-    text_preprocessors=[],
     with_inputs=False,
     variants=VARIANTS)
 

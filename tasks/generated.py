@@ -3,6 +3,7 @@
 Small tasks draw distinct examples from one numpy RandomState in memory, so
 train and validation never share an example; LRA-scale tasks (see
 `streamed_source`) generate each split lazily from its own seed instead.
+Both regenerate faster than a cache would read, so neither permits caching.
 
 Registered here (all bytes unless said otherwise):
 - mtf_synth_demo: "reverse: q w e" -> "e w q" or "sort: q w e" -> "e q w"
@@ -22,6 +23,7 @@ import tensorflow as tf
 from t5.evaluation import metrics
 
 from tasks import listops
+from tasks import registry
 from tasks import vocabularies
 
 GeneratorFn = Callable[[np.random.RandomState], Dict[str, str]]
@@ -52,7 +54,8 @@ def _generate_splits(generator: GeneratorFn, seed: int,
 
 
 def generated_source(generator: GeneratorFn, seed: int,
-                     split_sizes: Mapping[str, int]) -> seqio.DataSource:
+                     split_sizes: Mapping[str, int] = SMALL_SPLITS
+                     ) -> seqio.DataSource:
   """A source over distinct examples generated once, in memory, from `seed`."""
   sizes = tuple(split_sizes.items())
 
@@ -64,7 +67,8 @@ def generated_source(generator: GeneratorFn, seed: int,
     return tf.data.Dataset.from_tensor_slices(
         _generate_splits(generator, data_seed, sizes)[split])
 
-  return seqio.FunctionDataSource(dataset_fn, splits=list(split_sizes))
+  return seqio.FunctionDataSource(dataset_fn, splits=list(split_sizes),
+                                  caching_permitted=False)
 
 
 def streamed_source(generator: GeneratorFn, seed: int,
@@ -89,24 +93,8 @@ def streamed_source(generator: GeneratorFn, seed: int,
         examples, output_signature={
             k: tf.TensorSpec([], tf.string) for k in keys})
 
-  return seqio.FunctionDataSource(dataset_fn, splits=names)
-
-
-def add_generated_task(name: str, generator: GeneratorFn, seed: int,
-                       split_sizes: Mapping[str, int] = None,
-                       output_features=None, metric_fns=(),
-                       streamed: bool = False) -> None:
-  """Registers a task over generated examples with T5's token pipeline."""
-  make_source = streamed_source if streamed else generated_source
-  seqio.TaskRegistry.add(
-      name,
-      source=make_source(generator, seed, split_sizes or SMALL_SPLITS),
-      preprocessors=[
-          seqio.preprocessors.tokenize,
-          seqio.preprocessors.append_eos_after_trim,
-      ],
-      output_features=output_features or vocabularies.byte_features(),
-      metric_fns=list(metric_fns))
+  return seqio.FunctionDataSource(dataset_fn, splits=names,
+                                  caching_permitted=False)
 
 
 # Sequence transforms: "copy" and "reverse" need only positions, "sort" needs
@@ -189,31 +177,35 @@ SEQ2SEQ_METRICS = (metrics.sequence_accuracy, metrics.edit_distance)
 CLASSIFICATION_METRICS = (metrics.accuracy,)
 
 DEMO_TASK = "mtf_synth_demo"
-add_generated_task(DEMO_TASK, transform_example, seed=0,
-                   metric_fns=SEQ2SEQ_METRICS)
+registry.add_task(DEMO_TASK, generated_source(transform_example, seed=0),
+                  metric_fns=SEQ2SEQ_METRICS)
 
 for _seed, _operation in enumerate(TRANSFORMS, start=1):
-  add_generated_task(
+  registry.add_task(
       f"mtf_synth_{_operation}",
-      functools.partial(transform_example, operations=(_operation,),
-                        max_letters=20),
-      seed=_seed, metric_fns=SEQ2SEQ_METRICS)
+      generated_source(functools.partial(transform_example,
+                                         operations=(_operation,),
+                                         max_letters=20), seed=_seed),
+      metric_fns=SEQ2SEQ_METRICS)
 
-add_generated_task("mtf_synth_recall", recall_example, seed=4,
-                   metric_fns=CLASSIFICATION_METRICS)
+registry.add_task("mtf_synth_recall", generated_source(recall_example, seed=4),
+                  metric_fns=CLASSIFICATION_METRICS)
 
-add_generated_task("mtf_synth_lm", lm_example, seed=5,
-                   output_features=vocabularies.byte_features(
-                       with_inputs=False))
+registry.add_task("mtf_synth_lm", generated_source(lm_example, seed=5),
+                  output_features=vocabularies.byte_features(
+                      with_inputs=False))
 
-add_generated_task(
+registry.add_task(
     "mtf_synth_listops",
-    functools.partial(listops.listops_example, config=listops.SMALL_CONFIG),
-    seed=6, output_features=listops.OUTPUT_FEATURES,
+    generated_source(functools.partial(listops.listops_example,
+                                       config=listops.SMALL_CONFIG), seed=6),
+    output_features=listops.OUTPUT_FEATURES,
     metric_fns=CLASSIFICATION_METRICS)
 
 for _relevant in (2, 8, 32):
-  add_generated_task(
+  registry.add_task(
       f"mtf_synth_sparsity_{_relevant}of64",
-      functools.partial(sparsity_example, length=64, relevant=_relevant),
-      seed=100 + _relevant, metric_fns=CLASSIFICATION_METRICS)
+      generated_source(functools.partial(sparsity_example, length=64,
+                                         relevant=_relevant),
+                       seed=100 + _relevant),
+      metric_fns=CLASSIFICATION_METRICS)

@@ -27,10 +27,11 @@ from t5.evaluation import metrics
 
 from tasks import generated
 from tasks import listops
-from tasks import vocabularies
+from tasks import registry
 from tasks.errors import TaskConfigError
 from tasks.sources import PreparedTfdsSource
 from tasks.sources import require_user_path
+from tasks.sources import user_split_file
 
 TEXT_MAX_BYTES = 4000
 IMAGE_SIDE = 32
@@ -54,23 +55,11 @@ def _pixels_to_bytes(image: tf.Tensor) -> tf.Tensor:
   return tf.strings.reduce_join(tf.gather(tf.constant(_PIXEL_BYTES), pixels))
 
 
-def _add_task(name: str, source: seqio.DataSource, text_preprocessors=(),
-              output_features=None) -> None:
-  seqio.TaskRegistry.add(
-      name, source=source,
-      preprocessors=[*text_preprocessors,
-                     seqio.preprocessors.tokenize,
-                     seqio.CacheDatasetPlaceholder(),
-                     seqio.preprocessors.append_eos_after_trim],
-      output_features=output_features or vocabularies.byte_features(),
-      metric_fns=ACCURACY)
-
-
 # =================================== ListOps ==================================
-generated.add_generated_task(
-    "lra_listops", listops.listops_example, seed=0, split_sizes=LRA_SPLITS,
-    output_features=listops.OUTPUT_FEATURES, metric_fns=ACCURACY,
-    streamed=True)
+registry.add_task(
+    "lra_listops",
+    generated.streamed_source(listops.listops_example, 0, LRA_SPLITS),
+    output_features=listops.OUTPUT_FEATURES, metric_fns=ACCURACY)
 
 LISTOPS_FILES = {"train": "basic_train.tsv", "validation": "basic_val.tsv",
                  "test": "basic_test.tsv"}
@@ -81,19 +70,11 @@ def lra_listops_dir() -> str:
                            "lra_release/listops-1000 from the LRA release")
 
 
-def _split_file(directory: str, file_names, split: str, layout: str) -> str:
-  """The user's file for `split`, or a one-line error naming it."""
-  path = os.path.join(directory, file_names[split])
-  if not tf.io.gfile.exists(path):
-    raise TaskConfigError(f"File not found: {path}; expected {layout}")
-  return path
-
-
 def _read_listops_tsv(split: str, shuffle_files: bool,
                       seed=None) -> tf.data.Dataset:
   del shuffle_files, seed  # Files are read in order; seqio shuffles.
-  path = _split_file(lra_listops_dir(), LISTOPS_FILES, split,
-                     "the LRA release's ListOps TSV (Source<TAB>Target)")
+  path = user_split_file(lra_listops_dir(), LISTOPS_FILES, split,
+                         "the LRA release's ListOps TSV (Source<TAB>Target)")
   lines = tf.data.TextLineDataset(path).skip(1)  # Header: Source, Target.
 
   def parse(line):
@@ -107,9 +88,10 @@ def _read_listops_tsv(split: str, shuffle_files: bool,
   return lines.map(parse)
 
 
-_add_task("lra_listops_files",
-          seqio.FunctionDataSource(_read_listops_tsv, splits=LISTOPS_FILES),
-          output_features=listops.OUTPUT_FEATURES)
+registry.add_task(
+    "lra_listops_files",
+    seqio.FunctionDataSource(_read_listops_tsv, splits=LISTOPS_FILES),
+    output_features=listops.OUTPUT_FEATURES, metric_fns=ACCURACY)
 
 # ==================================== Text ====================================
 @seqio.map_over_dataset
@@ -117,10 +99,11 @@ def _imdb_bytes(x):
   return {"inputs": _truncate(x["text"]), "targets": _label_text(x["label"])}
 
 
-_add_task("lra_text",
-          PreparedTfdsSource("imdb_reviews/plain_text:1.0.0",
-                             splits=("train", "test")),
-          [_imdb_bytes])
+registry.add_task(
+    "lra_text",
+    PreparedTfdsSource("imdb_reviews/plain_text:1.0.0",
+                       splits=("train", "test")),
+    text_preprocessors=[_imdb_bytes], metric_fns=ACCURACY)
 
 # ================================== Retrieval =================================
 AAN_FILES = {"train": "new_aan_pairs.train.tsv",
@@ -138,8 +121,8 @@ def _read_aan_tsv(split: str, shuffle_files: bool,
                   seed=None) -> tf.data.Dataset:
   """label, id1, id2, text1, text2 per line (LRA's layout, no header)."""
   del shuffle_files, seed  # Files are read in order; seqio shuffles.
-  path = _split_file(lra_aan_dir(), AAN_FILES, split,
-                     "LRA's AAN TSV (label, id1, id2, text1, text2)")
+  path = user_split_file(lra_aan_dir(), AAN_FILES, split,
+                         "LRA's AAN TSV (label, id1, id2, text1, text2)")
 
   def parse(line):
     fields = tf.strings.split(line, "\t", maxsplit=4)
@@ -152,8 +135,9 @@ def _read_aan_tsv(split: str, shuffle_files: bool,
   return tf.data.TextLineDataset(path).map(parse)
 
 
-_add_task("lra_retrieval",
-          seqio.FunctionDataSource(_read_aan_tsv, splits=AAN_FILES))
+registry.add_task(
+    "lra_retrieval", seqio.FunctionDataSource(_read_aan_tsv, splits=AAN_FILES),
+    metric_fns=ACCURACY)
 
 # ==================================== Image ===================================
 @seqio.map_over_dataset
@@ -163,9 +147,9 @@ def _grayscale_pixels(x):
           "targets": _label_text(x["label"])}
 
 
-_add_task("lra_image",
-          PreparedTfdsSource("cifar10:3.0.2", splits=("train", "test")),
-          [_grayscale_pixels])
+registry.add_task(
+    "lra_image", PreparedTfdsSource("cifar10:3.0.2", splits=("train", "test")),
+    text_preprocessors=[_grayscale_pixels], metric_fns=ACCURACY)
 
 # ================================== Pathfinder ================================
 def lra_pathfinder_dir() -> str:
@@ -211,9 +195,11 @@ def _read_pathfinder(split: str, shuffle_files: bool,
   return tf.data.Dataset.from_tensor_slices((paths, labels)).map(load)
 
 
-_add_task("lra_pathfinder",
-          seqio.FunctionDataSource(_read_pathfinder,
-                                   splits=("train", "validation", "test")))
+registry.add_task(
+    "lra_pathfinder",
+    seqio.FunctionDataSource(_read_pathfinder,
+                             splits=("train", "validation", "test")),
+    metric_fns=ACCURACY)
 
 
 def _snake(rng: np.random.RandomState, canvas: np.ndarray, value: int):
@@ -248,17 +234,19 @@ def pathfinder_example(rng: np.random.RandomState,
   return {"inputs": canvas.tobytes(), "targets": str(int(connected))}
 
 
-generated.add_generated_task(
-    "lra_pathfinder_generated", pathfinder_example, seed=0,
-    split_sizes={"train": 160000, "validation": 20000, "test": 20000},
-    metric_fns=ACCURACY, streamed=True)
+registry.add_task(
+    "lra_pathfinder_generated",
+    generated.streamed_source(
+        pathfinder_example, 0,
+        {"train": 160000, "validation": 20000, "test": 20000}),
+    metric_fns=ACCURACY)
 
 # ============================ Controllable sparsity ===========================
 for _relevant in (8, 64, 512):
-  generated.add_generated_task(
+  registry.add_task(
       f"kernel_sparsity_{_relevant}of1024",
-      functools.partial(generated.sparsity_example, length=1024,
-                        relevant=_relevant),
-      seed=_relevant, split_sizes=LRA_SPLITS, metric_fns=ACCURACY,
-      streamed=True)
+      generated.streamed_source(
+          functools.partial(generated.sparsity_example, length=1024,
+                            relevant=_relevant), _relevant, LRA_SPLITS),
+      metric_fns=ACCURACY)
 

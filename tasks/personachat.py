@@ -20,7 +20,6 @@ Metrics (the Synthesizer paper reports BLEU-1, ROUGE-1/2/L, METEOR, CIDEr):
   published CIDEr numbers.
 """
 import functools
-import os
 from typing import Dict, List, Sequence
 
 import numpy as np
@@ -35,6 +34,7 @@ from t5.evaluation import metrics
 from tasks import registry
 from tasks.errors import TaskConfigError
 from tasks.sources import require_user_path
+from tasks.sources import user_split_file
 
 CONVAI2_FILES = {"train": "train_self_original.txt",
                  "validation": "valid_self_original.txt"}
@@ -77,10 +77,8 @@ def parse_convai2(lines: Sequence[str]) -> List[Dict[str, str]]:
 def _read_convai2(split: str, shuffle_files: bool,
                   seed=None) -> tf.data.Dataset:
   del shuffle_files, seed  # Files are read in order; seqio shuffles.
-  path = os.path.join(convai2_dir(), CONVAI2_FILES[split])
-  if not tf.io.gfile.exists(path):
-    raise TaskConfigError(f"ConvAI2 file not found: {path}; put ParlAI's "
-                          f"{CONVAI2_FILES[split]} in that folder")
+  path = user_split_file(convai2_dir(), CONVAI2_FILES, split,
+                         "ParlAI's ConvAI2 dialogues (numbered lines)")
   with tf.io.gfile.GFile(path) as f:
     examples = parse_convai2(f.readlines())
   return tf.data.Dataset.from_tensor_slices(
@@ -149,5 +147,4 @@ METRIC_FNS = [
 registry.add_text_task(
     "personachat",
     source=seqio.FunctionDataSource(_read_convai2, splits=CONVAI2_FILES),
-    text_preprocessors=[],
     metric_fns=METRIC_FNS)

@@ -1,6 +1,6 @@
 """Data sources that fail with one line: prepared TFDS data and user paths."""
 import os
-from typing import Dict, Optional
+from typing import Dict, Mapping, Optional
 
 import gin
 import seqio
@@ -40,6 +40,16 @@ def require_user_path(key: str, what: str, hint: str = "") -> str:
     raise TaskConfigError(f"No {what} given: {how}")
   if not tf.io.gfile.exists(path):
     raise TaskConfigError(f"{what} not found: {path}; {how}")
+  return path
+
+
+def user_split_file(directory: str, file_names: Mapping[str, str], split: str,
+                    expected: str) -> str:
+  """`split`'s file (named in `file_names`) in the user's `directory`, or a
+  one-line TaskConfigError naming it and the `expected` contents."""
+  path = os.path.join(directory, file_names[split])
+  if not tf.io.gfile.exists(path):
+    raise TaskConfigError(f"File not found: {path}; expected {expected}")
   return path
 
 
