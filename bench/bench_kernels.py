@@ -2,33 +2,43 @@
 
 One model for every variant: a Unitransformer with one [attention,
 DenseReluDense(512)] layer, d_model 128, 4 heads of d_kv 32 (so M = 128
-random features), batch 1, byte vocabulary, Adafactor, one CPU device; only
-the attention layer changes. Encoder (bidirectional) by default, `--causal`
-for decoders. Each variant runs in its own process over increasing lengths
-and stops at its first failure; peak memory is the largest number of bytes
-TF's CPU allocator held during one traced training step (weights, optimizer
-slots and activations), not the process RSS.
+random features), batch 1, byte vocabulary, Adafactor, one CPU device
+(bench/common.py); only the attention layer changes. Encoder
+(bidirectional) by default, `--causal` for decoders. Each variant runs in
+its own process over increasing lengths and stops at its first failure; the
+variants are interleaved over `--repeats` (bench/harness.py) and each cell
+is the median (min-max). Peak memory is the largest number of bytes TF's CPU
+allocator held during one traced training step (weights, optimizer slots
+and activations), not the process RSS.
 
   python bench/bench_kernels.py --write          # all, update BENCHMARKS.md
   python bench/bench_kernels.py --variants softmax performer --lengths 1024
 """
 
 import argparse
-import json
 import os
+import statistics
 import subprocess
 import sys
 import time
 
+import harness  # bench/harness.py
 from report import write_section  # bench/report.py
 
-KERNELS = ["rff", "performer", "gmm_rks", "gmm_prf", "fastfood_rks",
-           "fastfood_prf", "generative_rks", "generative_prf"]
-VARIANTS = (["softmax", "synthesizer"] + KERNELS
-            + ["linformer", "lightweight_conv", "dynamic_conv"])
+BASELINES = ["linformer", "lightweight_conv", "dynamic_conv"]
 LENGTHS = [256, 512, 1024, 2048, 4096, 8192]
 HEADING = "## Learned kernels and efficient baselines (issue 6)"
 HEADS, KEY_SIZE, D_MODEL = 4, 32, 128
+
+
+def registered_kernels():
+  """The names in mtf_synth's KERNELS registry, asked of a child process
+  (mesh TF imported here would count into every child's peak RSS)."""
+  listed = subprocess.run(
+      [sys.executable, "-c", "from mtf_synth.layers.kernel_attention import "
+       "KERNELS; print(' '.join(KERNELS))"], capture_output=True, text=True,
+      check=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  return listed.stdout.split("\n")[-2].split()
 
 
 def attention_layer(variant, causal):
@@ -51,181 +61,110 @@ def attention_layer(variant, causal):
   return mtf_synth.KernelAttention(kernel=variant, **heads)
 
 
-def build_train_step(variant, length, causal):
-  """Returns (run_step, traced_peak_bytes, session) for a training step."""
-  import mtf_synth  # pylint: disable=g-import-not-at-top,unused-import
-  import mesh_tensorflow as mtf  # pylint: disable=g-import-not-at-top
-  from mesh_tensorflow.transformer import transformer  # pylint: disable=g-import-not-at-top
-  from mesh_tensorflow.transformer import transformer_layers  # pylint: disable=g-import-not-at-top
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  import tensorflow.compat.v1 as tf  # pylint: disable=g-import-not-at-top
-
-  tf.disable_v2_behavior()
-  tf.reset_default_graph()
-  layers = [attention_layer(variant, causal),
-            transformer_layers.DenseReluDense(hidden_size=512)]
-  # Pre-norm residual layers without gin: mesh TF's "legacy" sublayers.
-  stack = transformer.LayerStack(layers, dropout_rate=0.0, norm_epsilon=1e-6)
-  model = transformer.Unitransformer(
-      stack, d_model=D_MODEL, input_vocab_size=256, output_vocab_size=256,
-      autoregressive=causal, max_length=length, name="model")
-  graph = mtf.Graph()
-  mesh = mtf.Mesh(graph, "mesh")
-  dims = [mtf.Dimension("batch", 1), mtf.Dimension("length", length)]
-  ids = np.random.RandomState(0).randint(1, 256, (1, length))
-  targets = mtf.import_tf_tensor(mesh, tf.constant(ids, tf.int32), dims)
-  inputs = transformer.autoregressive_inputs(targets) if causal else targets
-  _, loss = model.call_simple(inputs, targets, compute_loss=True,
-                              mode="train")
-  variables = graph.trainable_variables
-  grads = mtf.gradients([loss], [v.outputs[0] for v in variables])
-  updates = mtf.optimize.AdafactorOptimizer().apply_grads(grads, variables)
-  lowering = mtf.Lowering(graph, {mesh: mtf.placement_mesh_impl.
-                                  PlacementMeshImpl(mtf.Shape([]),
-                                                    mtf.LayoutRules([]),
-                                                    ["/cpu:0"])})
-  fetches = [lowering.export_to_tf_tensor(loss),
-             tf.group([lowering.lowered_operation(op) for op in updates])]
-  sess = tf.Session(config=tf.ConfigProto(intra_op_parallelism_threads=2,
-                                          inter_op_parallelism_threads=1))
-  sess.run(tf.global_variables_initializer())
-  sess.run(lowering.copy_masters_to_slices())
-
-  def traced_peak_bytes():
-    metadata = tf.RunMetadata()
-    sess.run(fetches, run_metadata=metadata, options=tf.RunOptions(
-        trace_level=tf.RunOptions.FULL_TRACE))
-    return max((m.allocator_bytes_in_use
-                for device in metadata.step_stats.dev_stats
-                for node in device.node_stats for m in node.memory),
-               default=0)
-  return (lambda: float(sess.run(fetches)[0])), traced_peak_bytes, sess
-
-
 def measure_variant(variant, lengths, causal, min_seconds):
-  """Child process: one JSON line per length, in increasing order."""
+  """Child process: figures per length, in increasing order, until one fails."""
+  import common  # pylint: disable=g-import-not-at-top
+  from mesh_tensorflow.transformer import transformer_layers  # pylint: disable=g-import-not-at-top
+  figures = {}
   for length in sorted(lengths):
     try:
-      run_step, traced_peak_bytes, sess = build_train_step(variant, length,
-                                                           causal)
-      run_step()  # warm-up: allocations, kernel selection
-      peak = traced_peak_bytes()
+      step = common.TrainStep(
+          [attention_layer(variant, causal),
+           transformer_layers.DenseReluDense(hidden_size=512)],
+          d_model=D_MODEL, batch=1, length=length, causal=causal)
+      step.run()  # warm-up: allocations, kernel selection
+      figures["peak_mib_%d" % length] = step.traced_peak_bytes() / 2 ** 20
       steps, start = 0, time.perf_counter()
       while steps < 2 or time.perf_counter() - start < min_seconds:
-        loss = run_step()
+        step.run()
         steps += 1
-      step_s = (time.perf_counter() - start) / steps
-      sess.close()
-      result = {"variant": variant, "length": length, "step_s": step_s,
-                "steps": steps, "peak_mib": peak / 2 ** 20, "loss": loss}
+      figures["step_s_%d" % length] = (time.perf_counter() - start) / steps
+      step.close()
     except Exception as e:  # pylint: disable=broad-except
-      result = {"variant": variant, "length": length,
-                "error": "%s: %s" % (type(e).__name__,
-                                     str(e).splitlines()[0][:100])}
-    print(json.dumps(result), flush=True)
-    if "error" in result:
-      return
+      figures["error_%d" % length] = "%s: %s" % (
+          type(e).__name__, str(e).splitlines()[0][:100])
+      break
+  harness.report(**figures)
 
 
-def run_variant(args, variant):
-  """Runs `measure_variant` in a fresh process; a crash ends its lengths."""
-  command = [sys.executable, __file__, "--child", "--variants", variant,
-             "--min_seconds", str(args.min_seconds), "--lengths"] + [
-                 str(n) for n in args.lengths] + (
-                     ["--causal"] if args.causal else [])
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-  done = subprocess.run(command, capture_output=True, text=True, env=env,
-                        check=False)
-  results = [json.loads(line) for line in done.stdout.splitlines()
-             if line.startswith("{")]
-  if done.returncode:
-    reason = (done.stderr.strip().splitlines() or ["exit %d" %
-                                                   done.returncode])[-1]
-    measured = {r["length"] for r in results}
-    results += [{"variant": variant, "length": n, "error": reason[:100]}
-                for n in args.lengths if n not in measured][:1]
-  return results
+def median_step_s(records, variant, length):
+  values = harness.per_repeat(records, variant, harness.Figure(
+      "", harness.field("step_s_%d" % length)))
+  return statistics.median(values.values()) if values else None
 
 
-def crossover(results, variant, lengths):
-  """Smallest length from which `variant` steps faster than softmax."""
+def crossover(records, variant, lengths):
+  """Smallest length from which `variant`'s median step beats softmax's."""
   def times(name):
-    return {r["length"]: r["step_s"] for r in results
-            if r["variant"] == name and "error" not in r}
+    return {n: median_step_s(records, name, n) for n in lengths}
   mine, softmax = times(variant), times("softmax")
-  common = [n for n in sorted(lengths) if n in mine and n in softmax]
-  for i, n in enumerate(common):
-    if all(mine[m] < softmax[m] for m in common[i:]):
+  common_lengths = [n for n in sorted(lengths) if mine[n] and softmax[n]]
+  for i, n in enumerate(common_lengths):
+    if all(mine[m] < softmax[m] for m in common_lengths[i:]):
       return n
   return None
 
 
-def markdown(results, args):
+def markdown(records, args):
   """The BENCHMARKS.md section: step time and peak memory tables."""
   lengths = sorted(args.lengths)
-  variants = [v for v in args.variants if any(r["variant"] == v
-                                              for r in results)]
-  cell = {(r["variant"], r["length"]): r for r in results}
-  header = "| variant | " + " | ".join(str(n) for n in lengths) + " |"
-  rule = "|---|" + "---:|" * len(lengths)
-  def table(value):
-    rows = [header, rule]
-    for v in variants:
-      cells = []
-      for n in lengths:
-        r = cell.get((v, n))
-        cells.append("-" if r is None else "fail" if "error" in r
-                     else value(r))
-      rows.append("| %s | %s |" % (v, " | ".join(cells)))
-    return rows
-  out = [HEADING, "",
-         "Command: `python bench/bench_kernels.py %s`" % " ".join(
-             sys.argv[1:]), "",
+  variants = [v for v in args.variants
+              if any(r["key"][0] == v for r in records)]
+  def table(name, fmt):
+    return harness.table(records, variants, [
+        harness.Figure(str(n), harness.field("%s_%d" % (name, n)), fmt)
+        for n in lengths])
+  out = [HEADING, "", harness.provenance(records), "",
          "%s, one layer [attention, DenseReluDense 512], d_model %d, %d heads"
          " x d_kv %d, M = 128 features, batch 1, Adafactor, 1 CPU device, 2"
-         " threads. `-`: not run (an earlier length failed or was skipped)."
+         " threads. Median (min-max) of the repeats; `-`: not run (an earlier"
+         " length failed or was skipped)."
          % ("Decoder (causal)" if args.causal else "Encoder (bidirectional)",
             D_MODEL, HEADS, KEY_SIZE), "",
          "Seconds per training step:", ""]
-  out += table(lambda r: "%.3f" % r["step_s"])
+  out += table("step_s", "%.3f")
   out += ["", "Peak MiB held by TF's CPU allocator during a step:", ""]
-  out += table(lambda r: "%.0f" % r["peak_mib"])
-  out += ["", "Crossover (first length from which it is faster than softmax"
-          " at every longer length measured):", ""]
+  out += table("peak_mib", "%.0f")
+  out += ["", "Crossover (first length from which the median step is faster"
+          " than softmax's at every longer length measured):", ""]
   for v in variants:
     if v != "softmax":
-      n = crossover(results, v, lengths)
+      n = crossover(records, v, lengths)
       out.append("- %s: %s" % (v, n if n else "none measured"))
-  failures = [r for r in results if "error" in r]
+  failures = sorted({(r["key"][0], name[len("error_"):], value)
+                     for r in records for name, value in r.items()
+                     if name.startswith("error_")})
   if failures:
-    out += ["", "Failures:", ""] + ["- %s at %d: %s" % (
-        r["variant"], r["length"], r["error"]) for r in failures]
+    out += ["", "Failures:", ""] + ["- %s at %s: %s" % f for f in failures]
   return "\n".join(out) + "\n"
 
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--variants", nargs="+", default=VARIANTS)
+  parser.add_argument("--variants", nargs="+")
   parser.add_argument("--lengths", nargs="+", type=int, default=LENGTHS)
   parser.add_argument("--causal", action="store_true")
   parser.add_argument("--min_seconds", type=float, default=2.0,
                       help="time at least this long (and 2 steps)")
   parser.add_argument("--write", action="store_true",
                       help="update this section of BENCHMARKS.md")
-  parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+  parser.add_argument("--child", help=argparse.SUPPRESS)
+  harness.add_common_flags(parser, "kernels", repeats=3)
   args = parser.parse_args()
   if args.child:
-    measure_variant(args.variants[0], args.lengths, args.causal,
-                    args.min_seconds)
+    measure_variant(args.child, args.lengths, args.causal, args.min_seconds)
     return
-  results = []
-  for variant in args.variants:
-    results += run_variant(args, variant)
-    for r in results[-len(args.lengths):]:
-      if r["variant"] == variant:
-        print(json.dumps(r), flush=True)
-  section = markdown(results, args)
-  print(section)
+  args.variants = args.variants or (
+      ["softmax", "synthesizer"] + registered_kernels() + BASELINES)
+  runs = [harness.Run(variant, (
+      sys.executable, os.path.abspath(__file__), "--child", variant, "--min_seconds",
+      str(args.min_seconds), "--lengths", *map(str, args.lengths),
+      *(["--causal"] if args.causal else [])),
+                      env=(("TF_CPP_MIN_LOG_LEVEL", "3"),))
+          for variant in args.variants]
+  records = harness.measure(runs, args.repeats, args.log)
+  section = markdown(records, args)
+  harness.write_markdown(section, args.markdown)
   if args.write:
     write_section(HEADING, section)
 

@@ -139,8 +139,9 @@ def measure(runs, repeats, log_path, echo=True):
       with open(log_path, "a") as log:
         log.write(json.dumps(record) + "\n")
       if echo:
-        print("%s %s #%d: %.1f s, %s" % (
-            run.variant, run.phase, repeat, record["wall_s"],
+        print("%s #%d: %.1f s, %s" % (
+            " ".join(filter(None, (run.variant, run.phase))), repeat,
+            record["wall_s"],
             record.get("error", "ok")), file=sys.stderr, flush=True)
   wanted = {json.dumps(run.key(r)) for run in runs for r in range(repeats)}
   return [r for r in read_log(log_path)
@@ -208,18 +209,18 @@ def median_range(values, fmt="%.3f"):
   return "%s (%s-%s)" % (fmt % med, fmt % min(values), fmt % max(values))
 
 
-def table(records, variants, figures, baseline=None):
+def table(records, variants, figures, baselines=()):
   """Markdown rows: one per variant, median (min-max) per figure.
 
-  A figure with ratio=True gets a second column: the median of the
-  per-repeat ratios to `baseline` (each interleaved pair on its own, so
-  drifts of the machine's load cancel).
+  A figure with ratio=True gets a column per baseline: the median of the
+  per-repeat ratios to it (each interleaved pair on its own, so drifts of
+  the machine's load cancel).
   """
   titles = ["variant"]
   for figure in figures:
     titles.append(figure.title)
-    if figure.ratio and baseline:
-      titles.append("%s vs %s" % (figure.title, baseline))
+    if figure.ratio:
+      titles += ["%s vs %s" % (figure.title, b) for b in baselines]
   rows = ["| " + " | ".join(titles) + " |",
           "|---|" + "---:|" * (len(titles) - 1)]
   for variant in variants:
@@ -227,9 +228,10 @@ def table(records, variants, figures, baseline=None):
     for figure in figures:
       cells.append(median_range(
           list(per_repeat(records, variant, figure).values()), figure.fmt))
-      if figure.ratio and baseline:
-        cells.append("1.00x" if variant == baseline else median_range(
-            pair_ratios(records, variant, baseline, figure), "%.2fx"))
+      if figure.ratio:
+        cells += ["1.00x" if variant == b else median_range(
+            pair_ratios(records, variant, b, figure), "%.2fx")
+                  for b in baselines]
     rows.append("| " + " | ".join(cells) + " |")
   return rows
 
@@ -254,9 +256,9 @@ def write_markdown(text, path):
   print(text)
 
 
-def add_common_flags(parser, name):
+def add_common_flags(parser, name, repeats=5):
   """--repeats, --log, --markdown with defaults under runs/bench/NAME.*."""
-  parser.add_argument("--repeats", type=int, default=5)
+  parser.add_argument("--repeats", type=int, default=repeats)
   parser.add_argument("--log", default=os.path.join(DEFAULT_OUT,
                                                     name + ".jsonl"),
                       help="JSON-lines log; re-running resumes from it")
@@ -292,7 +294,7 @@ def main():
              for name in numeric_fields(records)]
   names = [run.variant for run in runs]
   lines = [provenance(records), ""] + table(
-      records, names, figures, args.baseline or names[0])
+      records, names, figures, [args.baseline or names[0]])
   write_markdown("\n".join(lines) + "\n", args.markdown)
 
 

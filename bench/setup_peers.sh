@@ -17,9 +17,10 @@ if ! "$upstream/bin/python" -c "import mesh_tensorflow.transformer" 2>/dev/null;
 fi
 torch_dir=$dir/torch
 if ! PYTHONPATH=$torch_dir python3.11 -c "import torch" 2>/dev/null; then
-  # A plain `pip install torch` on Linux is a multi-GB CUDA build: take the CPU wheel.
-  python3.11 -m pip install -q --target "$torch_dir" "torch==2.13.0" \
-    --extra-index-url https://download.pytorch.org/whl/cpu
+  # A plain `pip install torch` from PyPI on Linux is a multi-GB CUDA build:
+  # where no CPU wheel is at hand (pip's find-links), add
+  # PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu.
+  python3.11 -m pip install -q --target "$torch_dir" "torch==2.13.0+cpu"
 fi
 echo "upstream python: $upstream/bin/python"
 echo "torch: PYTHONPATH=$torch_dir"

@@ -90,7 +90,7 @@ def test_step_difference_and_median_of_pair_ratios():
   assert harness.per_repeat(records, "base", per_step) == {0: 1, 1: 1, 2: 3}
   assert harness.pair_ratios(records, "ours", "base", per_step) == [
       0.5, 1.0, 2 / 3]
-  rows = harness.table(records, ["base", "ours"], [per_step], "base")
+  rows = harness.table(records, ["base", "ours"], [per_step], ["base"])
   assert rows[0] == "| variant | s/step | s/step vs base |"
   assert rows[2] == "| base | 1.000 (1.000-3.000) | 1.00x |"
   assert rows[3] == "| ours | 1.000 (0.500-2.000) | 0.67x (0.50x-1.00x) |"

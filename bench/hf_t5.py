@@ -1,0 +1,121 @@
+"""The HF transformers T5 peer (PyTorch, CPU) at the configs of bench/.
+
+train: issue 13's model (bench/peer_model.gin: 2+2 layers, d_model 256,
+d_ff 1024, 4 heads x 64, vocabulary 2048, batch 16 x 128/128, Adafactor),
+STEPS training steps on random tokens; reports its start-up stages like
+bench/train_same.py (imports, model built, first step, last step) and the
+median step after the first two.
+
+generate: the demo model's size (bench/decode.py), BATCHES calls of
+`generate` of exactly --decode_length new tokens per row; reports the
+tokens generated.
+
+torch is not a project dependency: run with PYTHONPATH holding the torch of
+bench/setup_peers.sh.
+
+  python bench/hf_t5.py train STEPS [--threads N]
+  python bench/hf_t5.py generate BATCHES [--beams 4] [--threads N]
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402  pylint: disable=g-import-not-at-top
+
+figures = {}
+
+
+def stage(name):
+  figures[name + "_s"] = harness.seconds_since_launch()
+  figures[name + "_rss_mib"] = harness.rss_mib()[0]
+
+
+stage("interpreter")
+import torch  # noqa: E402  pylint: disable=g-import-not-at-top
+import transformers  # noqa: E402  pylint: disable=g-import-not-at-top
+from transformers.optimization import Adafactor  # noqa: E402  pylint: disable=g-import-not-at-top
+
+stage("imports")
+# Sizes as bench/peer_model.gin (train) and gin/demo.gin (generate; its byte
+# vocabulary, 259 ids, padded to a multiple of 128 as mesh TF does).
+TRAIN = dict(d_model=256, d_ff=1024, num_heads=4, d_kv=64, vocab_size=2048,
+             batch=16, length=128)
+DEMO = dict(d_model=128, d_ff=512, num_heads=4, d_kv=32, vocab_size=384,
+            batch=32, length=64)
+
+
+def t5(size):
+  config = transformers.T5Config(
+      vocab_size=size["vocab_size"], d_model=size["d_model"],
+      d_kv=size["d_kv"], d_ff=size["d_ff"], num_heads=size["num_heads"],
+      num_layers=2, num_decoder_layers=2, dropout_rate=0.0,
+      feed_forward_proj="relu", tie_word_embeddings=True, pad_token_id=0,
+      eos_token_id=1, decoder_start_token_id=0)
+  torch.manual_seed(0)
+  return transformers.T5ForConditionalGeneration(config)
+
+
+def random_ids(size, generator):
+  return torch.randint(3, size["vocab_size"], (size["batch"], size["length"]),
+                       generator=generator)
+
+
+def train(steps):
+  model = t5(TRAIN)
+  optimizer = Adafactor(model.parameters(), lr=1e-3, relative_step=False,
+                        scale_parameter=False, warmup_init=False)
+  generator = torch.Generator().manual_seed(0)
+  stage("graph_built")
+  step_ends = []
+  for _ in range(steps):
+    loss = model(input_ids=random_ids(TRAIN, generator),
+                 labels=random_ids(TRAIN, generator)).loss
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad()
+    step_ends.append(time.perf_counter())
+    if len(step_ends) == 1:
+      stage("first_step")
+  stage("last_step")
+  step_times = [b - a for a, b in zip(step_ends, step_ends[1:])]
+  harness.report(steps=steps, loss=float(loss), step_median_s=(
+      statistics.median(step_times[1:]) if len(step_times) > 1 else None),
+                 **figures)
+
+
+def generate(batches, beams, decode_length):
+  model = t5(DEMO).eval()
+  generator = torch.Generator().manual_seed(0)
+  tokens = 0
+  with torch.no_grad():
+    for _ in range(batches):
+      output = model.generate(
+          random_ids(DEMO, generator), num_beams=beams, do_sample=False,
+          max_new_tokens=decode_length, min_new_tokens=decode_length)
+      tokens += int((output[:, 1:] != 0).sum())  # drop the start token
+  stage("last_step")
+  harness.report(tokens=tokens, **figures)
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("mode", choices=["train", "generate"])
+  parser.add_argument("count", type=int, help="steps or batches")
+  parser.add_argument("--threads", type=int, default=os.cpu_count())
+  parser.add_argument("--beams", type=int, default=1)
+  parser.add_argument("--decode_length", type=int, default=DEMO["length"])
+  args = parser.parse_args()
+  torch.set_num_threads(args.threads)
+  figures["threads"] = args.threads
+  if args.mode == "train":
+    train(args.count)
+  else:
+    generate(args.count, args.beams, args.decode_length)
+
+
+if __name__ == "__main__":
+  main()
