@@ -9,10 +9,13 @@ Importing this package registers every task and mixture (see README.md);
 - lra, listops: Long Range Arena and the learned-kernel paper's tasks.
 - debian (over debian_corpus): real text installed with Debian, built by
   scripts/build_corpus.py; the small-scale stand-ins for WMT, LM1B, AG News.
-- vocabularies, registry, sources, errors: vocabularies, the two-vocabulary
-  registration helper, data sources and user paths, one-line errors.
+- registry: the one registration helper; it writes every task's token
+  pipeline and registers text tasks in both vocabularies.
+- vocabularies, sources, errors: vocabularies, data sources and user paths,
+  one-line errors (mtf_synth.errors.UserError).
 - sentencepiece_training: trains a SentencePiece model on a task's text.
-Nothing here imports the mtf_synth runtime.
+Of mtf_synth only `errors` is imported here, never the runtime or the command
+line.
 """
 from tasks import errors
 from tasks import vocabularies

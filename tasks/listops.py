@@ -14,6 +14,8 @@ import numpy as np
 import seqio
 import tensorflow as tf
 
+from tasks import vocabularies
+
 OPERATORS = ("[MIN", "[MAX", "[MED", "[SM")
 END = "]"
 VALUE_PROBABILITY = 0.25
@@ -118,7 +120,4 @@ class TokenVocabulary(seqio.Vocabulary):
 
 
 VOCABULARY = TokenVocabulary(TOKENS)
-OUTPUT_FEATURES = {
-    "inputs": seqio.Feature(vocabulary=VOCABULARY, add_eos=True),
-    "targets": seqio.Feature(vocabulary=VOCABULARY, add_eos=True),
-}
+OUTPUT_FEATURES = vocabularies.features(VOCABULARY)
