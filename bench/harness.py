@@ -52,6 +52,12 @@ def seconds_since_launch():
   return time.time() - float(launched) if launched else None
 
 
+def mark_stage(figures, name):
+  """figures[NAME_s]: seconds since launch; [NAME_rss_mib]: RSS now."""
+  figures[name + "_s"] = seconds_since_launch()
+  figures[name + "_rss_mib"] = rss_mib()[0]
+
+
 def rss_mib():
   """(current, peak) resident memory of this process, MiB (Linux)."""
   fields = {}

@@ -13,8 +13,8 @@ tokens generated.
 torch is not a project dependency: run with PYTHONPATH holding the torch of
 bench/setup_peers.sh.
 
-  python bench/hf_t5.py train STEPS [--threads N]
-  python bench/hf_t5.py generate BATCHES [--beams 4] [--threads N]
+  python bench/hf_t5.py train [--threads N] [--device cuda] STEPS
+  python bench/hf_t5.py generate [--beams 4] [--threads N] BATCHES
 """
 
 import argparse
@@ -30,8 +30,7 @@ figures = {}
 
 
 def stage(name):
-  figures[name + "_s"] = harness.seconds_since_launch()
-  figures[name + "_rss_mib"] = harness.rss_mib()[0]
+  harness.mark_stage(figures, name)
 
 
 stage("interpreter")
@@ -64,25 +63,26 @@ def random_ids(size, generator):
                        generator=generator)
 
 
-def train(steps):
-  model = t5(TRAIN)
+def train(steps, device):
+  model = t5(TRAIN).to(device)
   optimizer = Adafactor(model.parameters(), lr=1e-3, relative_step=False,
                         scale_parameter=False, warmup_init=False)
   generator = torch.Generator().manual_seed(0)
   stage("graph_built")
   step_ends = []
   for _ in range(steps):
-    loss = model(input_ids=random_ids(TRAIN, generator),
-                 labels=random_ids(TRAIN, generator)).loss
+    loss = model(input_ids=random_ids(TRAIN, generator).to(device),
+                 labels=random_ids(TRAIN, generator).to(device)).loss
     loss.backward()
     optimizer.step()
     optimizer.zero_grad()
+    loss = float(loss)  # waits for the device: the step has ended
     step_ends.append(time.perf_counter())
     if len(step_ends) == 1:
       stage("first_step")
   stage("last_step")
   step_times = [b - a for a, b in zip(step_ends, step_ends[1:])]
-  harness.report(steps=steps, loss=float(loss), step_median_s=(
+  harness.report(steps=steps, loss=loss, step_median_s=(
       statistics.median(step_times[1:]) if len(step_times) > 1 else None),
                  **figures)
 
@@ -108,11 +108,12 @@ def main():
   parser.add_argument("--threads", type=int, default=os.cpu_count())
   parser.add_argument("--beams", type=int, default=1)
   parser.add_argument("--decode_length", type=int, default=DEMO["length"])
+  parser.add_argument("--device", default="cpu")
   args = parser.parse_args()
   torch.set_num_threads(args.threads)
   figures["threads"] = args.threads
   if args.mode == "train":
-    train(args.count)
+    train(args.count, args.device)
   else:
     generate(args.count, args.beams, args.decode_length)
 

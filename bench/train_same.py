@@ -11,7 +11,7 @@ launch, with the process's RSS there: imports, gin parsed, graph built,
 session created (variables initialised), first step, last step; and the
 median time of the steps after the first two.
 
-  python bench/train_same.py STEPS [--gin_file=bench/peer_model.gin] [BINDING...]
+  python bench/train_same.py [--gin_file=bench/peer_model.gin] [BINDING...] STEPS
 """
 
 import importlib.util
@@ -30,8 +30,7 @@ figures = {"runtime": "mtf_synth" if importlib.util.find_spec("mtf_synth")
 
 
 def stage(name):
-  figures[name + "_s"] = harness.seconds_since_launch()
-  figures[name + "_rss_mib"] = harness.rss_mib()[0]
+  harness.mark_stage(figures, name)
 
 
 stage("interpreter")
@@ -100,11 +99,12 @@ def train_with_hook(hook):
 
 
 def main(argv):
-  steps = int(argv[1])
-  gin_files = [a.split("=", 1)[1] for a in argv[2:]
-               if a.startswith("--gin_file=")] or [
+  *flags, steps = argv[1:]
+  steps = int(steps)
+  gin_files = [f.split("=", 1)[1] for f in flags
+               if f.startswith("--gin_file=")] or [
                    os.path.join(harness.BENCH_DIR, "peer_model.gin")]
-  bindings = [a for a in argv[2:] if not a.startswith("--gin_file=")]
+  bindings = [f for f in flags if not f.startswith("--gin_file=")]
   tf.disable_v2_behavior()
   tf.logging.set_verbosity(tf.logging.ERROR)
   model_dir = tempfile.mkdtemp(prefix="bench_train_same_")

@@ -1,0 +1,60 @@
+#!/bin/bash
+# Re-measures every table of BENCHMARKS.md, plus the side-by-side peers,
+# start-up, bfloat16 and decode tables, with bench/harness.py (interleaved
+# repeats, medians and ranges, the command and load with each table), and
+# writes OUT/benchmarks.md (one section per table) and OUT/durations.txt.
+# Resumable: after an interruption run the same command again; the JSON-lines
+# logs in OUT keep every finished run.
+#
+#   bash bench/run_all.sh [OUT]          # about 35 minutes on 2 idle cores
+#   bash bench/run_all.sh --smoke [OUT]  # minimal settings: checks the scripts
+#
+# Run it on a quiet machine: the figures are only as good as the load is low
+# (each table states the load average it was measured under).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+smoke=
+if [ "${1:-}" = "--smoke" ]; then smoke=1; shift; fi
+out=${1:-runs/bench/$([ -n "$smoke" ] && echo smoke || echo all)}
+mkdir -p "$out"
+bash bench/setup_peers.sh > "$out/setup_peers.log"
+
+# label script [flags...]: one table, its log and Markdown named after label.
+measure() {
+  local label=$1 script=$2 start=$SECONDS
+  shift 2
+  .venv/bin/python "bench/$script.py" --log "$out/$label.jsonl" \
+    --markdown "$out/$label.md" "$@"
+  echo "$label: $((SECONDS - start)) s" >> "$out/durations.txt"
+}
+
+if [ -n "$smoke" ]; then
+  measure peers peers --repeats 1 --short 1 --long 2
+  measure startup startup --repeats 1
+  measure bf16 bf16 --repeats 1 --steps 4 --log_every 2
+  measure decode decode --repeats 1 --extra_batches 1
+  measure runtime bench_runtime --repeats 1 --steps 4 --log_every 2
+  measure synthesizer bench_synthesizer --repeats 1 --modes vanilla random \
+    --lengths 128 --steps 1 --warmup 1
+  measure kernels_encoder bench_kernels --repeats 1 --lengths 256 \
+    --variants softmax performer --min_seconds 0.1
+  measure kernels_decoder bench_kernels --repeats 1 --lengths 256 \
+    --variants softmax performer --min_seconds 0.1 --causal
+else
+  # Estimated minutes on 2 idle cores in brackets (start-up ~7-15 s a run).
+  measure peers peers --repeats 5 --short 5 --long 35                    # [10]
+  measure startup startup --repeats 3                                    # [3]
+  measure bf16 bf16 --repeats 2 --steps 200 --log_every 50               # [5]
+  measure decode decode --repeats 2 --extra_batches 8                    # [4]
+  measure runtime bench_runtime --repeats 2 --steps 40 --log_every 10    # [2]
+  measure synthesizer bench_synthesizer --repeats 1 --lengths 128 2048   # [5]
+  measure kernels_encoder bench_kernels --repeats 1 --lengths 512 2048 8192 \
+    --min_seconds 1                                                      # [3]
+  measure kernels_decoder bench_kernels --repeats 1 --lengths 512 2048 8192 \
+    --min_seconds 1 --causal --variants softmax synthesizer performer \
+    gmm_rks fastfood_rks lightweight_conv                                # [2]
+fi
+cat "$out"/{peers,startup,bf16,decode,runtime,synthesizer,kernels_encoder,kernels_decoder}.md \
+  > "$out/benchmarks.md"
+echo "wrote $out/benchmarks.md"
+cat "$out/durations.txt"
