@@ -8,11 +8,13 @@ inputs a user can get wrong, turning each into a one-line error.
 """
 
 
+import contextlib
 import difflib
 import logging
 import os
 import signal
 import sys
+import tokenize
 import traceback
 import uuid
 
@@ -30,11 +32,11 @@ from mesh_tensorflow.transformer import utils as mtf_utils
 from t5.models import mesh_transformer
 from t5.models import mesh_transformer_main
 from mtf_synth import errors
+from mtf_synth.runtime import checkpoints
 from mtf_synth.runtime import cluster as cluster_lib
 from mtf_synth.runtime import devices
 from mtf_synth.runtime import model_dir_lock
 from mtf_synth.runtime import train_loop
-from tasks.errors import TaskConfigError
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list(
@@ -75,13 +77,11 @@ usage: mtf_synth --model_dir=DIR --gin_file=FILE [--gin_param=BINDING ...]
 --help lists the main flags, --helpfull all of them; README.md the workflow.
 """
 
-# Upstream errors that are user errors, told apart from bugs by where they
-# are raised: (path fragment, function or None, text to prepend, to append).
-# gin's parser: anything raised while parsing the user's gin text.
-_GIN_PARSER = os.path.join("gin", "config_parser.py")
+# Upstream errors that are the user's once gin is parsed (in preflight's
+# checks or t5's main), told apart from bugs by where they are raised:
+# (path fragment, function or None, text to append).
 _UPSTREAM_USER_ERRORS = (
-    # gin's own checks: unknown configurables and parameters, missing files
-    # and required bindings.
+    # gin's checks when a configurable is called: a missing required binding.
     (os.sep + "gin" + os.sep, None, ""),
     # mesh TF: a tensor dimension the mesh does not divide.
     (os.path.join("mesh_tensorflow", "ops.py"), "slice_shape",
@@ -90,10 +90,21 @@ _UPSTREAM_USER_ERRORS = (
 )
 
 
-def gin_search_dirs():
+def _gin_search_dirs():
   """mtf_synth's gin files (source tree or installed), then t5's."""
   ours = _REPO_GIN_DIR if os.path.isdir(_REPO_GIN_DIR) else _PACKAGE_GIN_DIR
   return [os.path.abspath(ours), _T5_GIN_DIR]
+
+
+def gin_search_path_and_files(gin_files, tpu=False):
+  """(search path, gin files) of a command, as the command line uses them.
+
+  The search path: mtf_synth's gin files (source tree or installed), then
+  t5's shipped ones. The files: mtf_synth's defaults (runtime/defaults.gin,
+  and runtime/local.gin off TPU) ahead of the command's gin_files.
+  """
+  defaults = ["runtime/defaults.gin"] + ([] if tpu else ["runtime/local.gin"])
+  return _gin_search_dirs(), defaults + list(gin_files or [])
 
 
 def _bound(name):
@@ -265,9 +276,7 @@ def _check_checkpoints_exist(model_dir, requested_steps):
   steps, knob = requested_steps
   if steps is None:
     return  # upstream: wait for each new checkpoint as training writes it
-  pattern = os.path.join(model_dir, "model.ckpt-*.index")
-  existing = sorted(int(mtf_utils.get_step_from_checkpoint_path(p[:-6]))
-                    for p in tf.io.gfile.glob(pattern))
+  existing = checkpoints.steps(model_dir)
   if not existing:
     raise errors.UserError(
         "no checkpoint in model_dir %s: train there first, or pass the "
@@ -302,8 +311,36 @@ def _check_model_dir(model_dir, create):
         "to" % (model_dir, " ".join(str(e).split()))) from e
 
 
-def _preflight(cluster=None):
+def _parse_gin():
+  """Parses mesh TF's defaults, then the command's gin files and bindings.
+
+  The one place the command line parses gin: gin's errors here (syntax,
+  unknown configurable or parameter, missing file) are the user's.
+  """
+  try:
+    mtf_utils.parse_gin_defaults_and_flags(
+        skip_unknown=(FLAGS.skip_all_gin_unknowns or (
+            mesh_transformer.DEPRECATED_GIN_REFERENCES +
+            tuple(FLAGS.additional_deprecated_gin_references))),
+        finalize_config=False)
+  except (SyntaxError, tokenize.TokenError) as e:
+    raise errors.UserError("gin cannot parse the config (%s): fix that line"
+                           % _one_line(e)) from e
+  except OSError as e:
+    raise errors.UserError("%s (gin files are searched in: %s)" % (
+        _one_line(e), ", ".join(_gin_search_dirs()))) from e
+  except ValueError as e:
+    raise errors.UserError(
+        "%s (check the spelling, or import the module defining it with "
+        "--module_import or an `import` line in the gin file)" %
+        _one_line(e)) from e
+
+
+def preflight(cluster=None):
   """Parses the gin config once to check it, then clears it for t5's main.
+
+  (t5's main parses it again: it parses unconditionally, and this check
+  must run before anything is written; see runtime/__init__.py.)
 
   Returns:
     this run's mode, its train_steps when that is an integer (or None), the
@@ -312,11 +349,13 @@ def _preflight(cluster=None):
   """
   for module in FLAGS.module_import or []:
     __import__(module)
-  mtf_utils.parse_gin_defaults_and_flags(
-      skip_unknown=(FLAGS.skip_all_gin_unknowns or (
-          mesh_transformer.DEPRECATED_GIN_REFERENCES +
-          tuple(FLAGS.additional_deprecated_gin_references))),
-      finalize_config=False)
+  _parse_gin()
+  with _upstream_user_errors():
+    return _check_config(cluster)
+
+
+def _check_config(cluster):
+  """preflight's checks of the parsed config; clears it."""
   _check_mixture_or_task(_bound("mesh_transformer.get_vocabulary."
                                 "mixture_or_task_name"))
   if FLAGS.use_model_api:
@@ -352,22 +391,48 @@ def _preflight(cluster=None):
           requested_steps, cpus_per_task)
 
 
-def main(argv):
-  if not FLAGS["model_dir"].present:
-    raise errors.UserError("no --model_dir given: pass --model_dir=DIR, the "
-                           "folder for checkpoints and logs")
+def _configure_gin():
+  """Task modules imported; FLAGS' gin files and search path as t5's main
+  is to parse them (mtf_synth's first)."""
   for module in _TASK_MODULES:
     __import__(module)
-  for path in gin_search_dirs() + list(FLAGS.gin_location_prefix or []):
+  search_path, FLAGS.gin_file = gin_search_path_and_files(FLAGS.gin_file,
+                                                          FLAGS.tpu)
+  for path in search_path + list(FLAGS.gin_location_prefix or []):
     gin.add_config_file_search_path(path)
-  defaults = ["runtime/defaults.gin"] + ([] if FLAGS.tpu else
-                                         ["runtime/local.gin"])
-  FLAGS.gin_file = defaults + list(FLAGS.gin_file or [])
   if FLAGS.use_model_api:
     # t5's main trains on --mixture_or_task but takes the vocabulary of
     # predict, score and export from the MIXTURE_NAME macro.
     FLAGS.gin_param = list(FLAGS.gin_param or []) + [
         "MIXTURE_NAME = %r" % FLAGS.mixture_or_task]
+
+
+def check_command(args):
+  """Checks a `mtf_synth` command's arguments (the flags after the program
+  name) as the command line does before it runs, for a single process; runs
+  nothing, writes nothing. Raises the command's user error, if any."""
+  was_parsed = FLAGS.is_parsed()
+  FLAGS.unparse_flags()
+  FLAGS(["mtf_synth"] + [a for a in args if not a.startswith("--model_dir")]
+        + ["--model_dir=/unused"])
+  gin.clear_config()
+  logging.disable(logging.ERROR)  # gin logs every search-path miss
+  try:
+    _configure_gin()
+    preflight()
+  finally:
+    logging.disable(logging.NOTSET)
+    gin.clear_config()
+    FLAGS.unparse_flags()
+    if was_parsed:
+      FLAGS.mark_as_parsed()
+
+
+def main(argv):
+  if not FLAGS["model_dir"].present:
+    raise errors.UserError("no --model_dir given: pass --model_dir=DIR, the "
+                           "folder for checkpoints and logs")
+  _configure_gin()
   cluster = None if FLAGS.tpu else cluster_lib.resolve(
       FLAGS.cluster_tasks, FLAGS.task_index,
       start_timeout_secs=FLAGS.cluster_start_timeout_secs,
@@ -377,7 +442,7 @@ def main(argv):
         "--use_model_api cannot run on a cluster (t5's MtfModel gives the "
         "mesh no devices, so it would all run on the chief): drop "
         "--use_model_api and set utils.run.mode, or run one process")
-  mode, train_steps, requested_steps, cpus_per_task = _preflight(cluster)
+  mode, train_steps, requested_steps, cpus_per_task = preflight(cluster)
   if cluster is None:
     _run(argv, mode, train_steps, requested_steps)
     return
@@ -409,11 +474,9 @@ def _run(argv, mode, train_steps, requested_steps):
       return
   elif mode in _READING_MODES or FLAGS.use_model_api:
     _check_checkpoints_exist(model_dir, requested_steps)
-  mesh_transformer_main.main(argv)
-
-
-def _frames(error):
-  return traceback.extract_tb(error.__traceback__)
+  with _upstream_user_errors():
+    # Runs on mtf_synth.runtime's Estimator (see runtime/__init__.py).
+    mesh_transformer_main.main(argv)
 
 
 def _one_line(error):
@@ -423,30 +486,19 @@ def _one_line(error):
   return " ".join(line for line in lines if line) or type(error).__name__
 
 
-def user_error_message(error):
-  """The one-line message for a user error; None for a bug."""
-  if isinstance(error, (errors.UserError, TaskConfigError)):
-    return _one_line(error)
-  frames = _frames(error)
-  if any(_GIN_PARSER in frame.filename for frame in frames):
-    return "gin cannot parse the config (%s): fix that line" % _one_line(
-        error)
-  if not frames or not isinstance(error, (ValueError, SyntaxError, OSError)):
-    return None
-  frame = frames[-1]
-  for fragment, function, fix in _UPSTREAM_USER_ERRORS:
-    if frame and fragment in frame.filename and function in (None,
-                                                             frame.name):
-      message = _one_line(error) + fix
-      if "No configurable matching" in message:
-        message += (" (check the spelling, or import the module defining it "
-                    "with --module_import or an `import` line in the gin "
-                    "file)")
-      elif "Unable to open file" in message:
-        message += " (gin files are searched in: %s)" % ", ".join(
-            gin_search_dirs())
-      return message
-  return None
+@contextlib.contextmanager
+def _upstream_user_errors():
+  """Upstream errors that are the user's (_UPSTREAM_USER_ERRORS) become
+  UserErrors; any other error is a bug and passes unchanged."""
+  try:
+    yield
+  except (ValueError, SyntaxError, OSError) as e:
+    frames = traceback.extract_tb(e.__traceback__)
+    for fragment, function, fix in _UPSTREAM_USER_ERRORS:
+      if frames and fragment in frames[-1].filename and function in (
+          None, frames[-1].name):
+        raise errors.UserError(_one_line(e) + fix) from e
+    raise
 
 
 def _exit_with_one_line(message, code):
@@ -471,11 +523,10 @@ def _run_with_one_line_errors(argv):
                         "latest checkpoint", 128 + signal.SIGINT)
   except errors.Interrupted as e:
     _exit_with_one_line(str(e), e.exit_code)
-  except Exception as e:  # pylint: disable=broad-except
-    message = user_error_message(e)
-    if message is None or os.environ.get("MTF_SYNTH_TRACEBACK"):
+  except errors.UserError as e:
+    if os.environ.get("MTF_SYNTH_TRACEBACK"):
       raise
-    _exit_with_one_line(message, 2)
+    _exit_with_one_line(_one_line(e), 2)
 
 
 class _DropMissingGinPathNoise(logging.Filter):

@@ -239,7 +239,7 @@ def apply():
     return
   _quiet_start()
   _import_ortools_first()
-  _estimator_modules()
+  _estimator_modules()  # mesh TF's TPUEstimator is now runtime/estimator.py
   _tensor_conversion_registry()
   _t5_without_torch()
   _contrib_image()

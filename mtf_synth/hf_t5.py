@@ -46,7 +46,6 @@ import tensorflow.compat.v1 as tf
 
 GIN_FILE = "model.gin"
 _CHECKPOINT_PREFIX = "model.ckpt"
-_RUNTIME_GIN_FILES = ("runtime/defaults.gin", "runtime/local.gin")
 # mesh TF pads the vocabulary dim to a multiple of this
 # (Unitransformer.vocab_divisor).
 _VOCAB_DIVISOR = 128
@@ -368,7 +367,8 @@ def gin_model(gin_files, gin_params, vocab_size):
   mtf_synth's runtime defaults, then `gin_files` and `gin_params`.
   """
   from mtf_synth import cli  # pylint: disable=g-import-not-at-top
-  for path in cli.gin_search_dirs():
+  search_path, gin_files = cli.gin_search_path_and_files(gin_files)
+  for path in search_path:
     gin.add_config_file_search_path(path)
   with gin.unlock_config():
     gin.clear_config()
@@ -376,7 +376,7 @@ def gin_model(gin_files, gin_params, vocab_size):
       gin.parse_config_file(os.path.join(
           os.path.dirname(mtf_utils.__file__), "gin", "defaults.gin"))
       gin.parse_config_files_and_bindings(
-          list(_RUNTIME_GIN_FILES) + list(gin_files), list(gin_params))
+          gin_files, list(gin_params))
       yield transformer.make_bitransformer(input_vocab_size=vocab_size,
                                            output_vocab_size=vocab_size)
     finally:

@@ -36,7 +36,10 @@ import subprocess
 import sys
 import time
 
-import tables  # pylint: disable=g-bad-import-order
+from mtf_synth import cli
+from mtf_synth.tables import REPO
+from mtf_synth.tables import planning
+from mtf_synth.tables import specs
 
 # The user's SentencePiece model has the size T5's has (cc_all.32000).
 SENTENCEPIECE_PIECES = 32000
@@ -108,7 +111,6 @@ def register_stand_in(mixture):
 
 def train_with_stand_in(mixture, mtf_synth_argv):
   """The `mtf_synth` command line, with the stand-in for `mixture`."""
-  from mtf_synth import cli  # pylint: disable=g-import-not-at-top
   import tasks  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
   register_stand_in(mixture)
   sys.argv = ["mtf_synth"] + mtf_synth_argv
@@ -135,13 +137,12 @@ def parsed_config(gin_files):
   """(MIXTURE_NAME, gin's config text) of a command's gin files."""
   import gin  # pylint: disable=g-import-not-at-top
   gin.clear_config()
-  for path in tables.gin_search_dirs():
+  search_path, gin_files = cli.gin_search_path_and_files(gin_files)
+  for path in search_path:
     gin.add_config_file_search_path(path)
   logging.disable(logging.ERROR)  # gin logs every search-path miss
   try:
-    gin.parse_config_files_and_bindings(
-        ["runtime/defaults.gin", "runtime/local.gin"] + gin_files, [],
-        finalize_config=False)
+    gin.parse_config_files_and_bindings(gin_files, [], finalize_config=False)
     return gin.query_parameter("%MIXTURE_NAME"), gin.config_str()
   finally:
     logging.disable(logging.NOTSET)
@@ -172,16 +173,15 @@ def gin_files_of(step):
 
 def paper_models(table_names):
   """The distinct models of the tables' paper cells, in table order."""
-  # The command line's modules: compat first, its gin configurables, tasks.
-  from mtf_synth import cli  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+  # The task registry (the command line imports it too).
   import tasks  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
   models = collections.OrderedDict()
   for name in table_names:
-    table = tables.TABLES[name]
+    table = specs.TABLES[name]
     for row, _ in table.rows:
       for column in table.paper:
-        for step in tables.cell_steps(table, row, column, "paper", "/unused",
-                                      mesh=MESH):
+        for step in planning.cell_steps(table, row, column, "paper",
+                                        "/unused", mesh=MESH):
           if step.name == "eval":
             continue
           files = gin_files_of(step)
@@ -200,7 +200,7 @@ def run_order(models):
   ranked = []
   for model in models:
     table = model.cells[0][0]
-    ranked.append((seen[table], list(tables.TABLES).index(table), model))
+    ranked.append((seen[table], list(specs.TABLES).index(table), model))
     seen[table] += 1
   return [model for *_, model in sorted(ranked, key=lambda r: r[:2])]
 
@@ -239,7 +239,7 @@ def check_model(model, work_dir, timeout):
       code = subprocess.call(
           [sys.executable, os.path.abspath(__file__), _CHILD, model.mixture,
            "--"] + argv, stdout=log, stderr=subprocess.STDOUT, env=env,
-          cwd=tables.REPO, timeout=timeout)
+          cwd=REPO, timeout=timeout)
     except subprocess.TimeoutExpired:
       code = "timeout after %d s" % timeout
   seconds = round(time.time() - started, 1)
@@ -325,12 +325,12 @@ def write_report(path, models, results):
 def parse_args(argv):
   parser = argparse.ArgumentParser(
       description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-  parser.add_argument("--tables", default=",".join(tables.TABLES),
+  parser.add_argument("--tables", default=",".join(specs.TABLES),
                       help="comma-separated table names (default: all)")
   parser.add_argument("--work_dir", default=os.path.join(
-      tables.REPO, "runs", "paper_models"))
+      REPO, "runs", "paper_models"))
   parser.add_argument("--results", default=os.path.join(
-      tables.REPO, "results", "paper", "models.md"))
+      REPO, "results", "paper", "models.md"))
   parser.add_argument("--timeout", type=int, default=3600,
                       help="seconds per model")
   parser.add_argument("--models", default=None,
@@ -342,10 +342,10 @@ def parse_args(argv):
   parser.add_argument("--list", action="store_true",
                       help="print the distinct models and their cells only")
   args = parser.parse_args(argv)
-  unknown = set(args.tables.split(",")) - set(tables.TABLES)
+  unknown = set(args.tables.split(",")) - set(specs.TABLES)
   if unknown:
     parser.error("unknown tables %s; known: %s" % (sorted(unknown),
-                                                    sorted(tables.TABLES)))
+                                                    sorted(specs.TABLES)))
   return args
 
 

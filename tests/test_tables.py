@@ -13,14 +13,20 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir,
                                 "scripts"))
 import tables  # noqa: E402  pylint: disable=g-import-not-at-top
 
-REPO = tables.REPO
+from mtf_synth import cli  # noqa: E402  pylint: disable=g-import-not-at-top
+from mtf_synth.tables import REPO  # noqa: E402  pylint: disable=g-import-not-at-top
+from mtf_synth.tables import cells  # noqa: E402  pylint: disable=g-import-not-at-top
+from mtf_synth.tables import metrics  # noqa: E402  pylint: disable=g-import-not-at-top
+from mtf_synth.tables import planning  # noqa: E402  pylint: disable=g-import-not-at-top
+from mtf_synth.tables import report  # noqa: E402  pylint: disable=g-import-not-at-top
+from mtf_synth.tables import specs  # noqa: E402  pylint: disable=g-import-not-at-top
 
 
 def commands(table, scale, *extra):
   args, rest = tables.parse_args([table, "--scale=%s" % scale,
                                   "--model_dir_root=/tmp/r"] + list(extra))
-  cells = tables.plan(tables.TABLES[table], args, rest)
-  return [s.command() for _, _, steps in cells for s in steps]
+  planned = tables.plan(specs.TABLES[table], args, rest)
+  return [s.command() for _, _, steps in planned for s in steps]
 
 
 @pytest.fixture(scope="module")
@@ -39,27 +45,27 @@ def stand_in_vocabularies(tmp_path_factory):
     yield
 
 
-@pytest.mark.parametrize("table", sorted(tables.TABLES))
-@pytest.mark.parametrize("scale", tables.SCALES)
+@pytest.mark.parametrize("table", sorted(specs.TABLES))
+@pytest.mark.parametrize("scale", specs.SCALES)
 def test_every_command_parses(table, scale, stand_in_vocabularies):
   """The gin of each command passes mtf_synth's own preflight."""
   for command in commands(table, scale):
-    tables.check_gin(command[1:])
+    cli.check_command(command[1:])
 
 
 def test_tpu_and_cpu_mesh_commands_parse(stand_in_vocabularies):
   for command in commands("synth_mt_lm", "paper", "--rows=random_vanilla",
                           "--mesh=tpu_2x2"):
-    tables.check_gin(command[1:])
+    cli.check_command(command[1:])
   for command in commands("synth_mt_lm", "mini", "--rows=dense",
                           "--mesh=cpu_2x2"):
-    tables.check_gin(command[1:])
+    cli.check_command(command[1:])
 
 
 def test_every_gin_file_is_used_and_exists():
   used = set()
-  for table in tables.TABLES:
-    for scale in tables.SCALES:
+  for table in specs.TABLES:
+    for scale in specs.SCALES:
       for command in commands(table, scale):
         used |= {a.split("=", 1)[1] for a in command
                  if a.startswith("--gin_file=tables/")}
@@ -90,37 +96,39 @@ def test_dry_run_prints_commands_and_passes_flags_through(capsys):
 
 
 def test_glue_fine_tuning_starts_from_pretraining(tmp_path):
-  table = tables.TABLES["synth_glue"]
-  steps = tables.cell_steps(table, "random_vanilla", table.paper[0], "paper",
+  table = specs.TABLES["synth_glue"]
+  steps = planning.cell_steps(table, "random_vanilla", table.paper[0], "paper",
                             str(tmp_path))
   assert [s.name for s in steps] == ["pretrain", "train", "eval"]
   pretrain_dir = steps[0].model_dir
   os.makedirs(pretrain_dir)
   with open(os.path.join(pretrain_dir, "checkpoint"), "w") as f:
     f.write('model_checkpoint_path: "model.ckpt-524288"\n')
-  tables.resolve_pretrain_steps(steps)
+  with open(os.path.join(pretrain_dir, "model.ckpt-524288.index"), "w"):
+    pass  # tf.train.latest_checkpoint names only checkpoints on disk
+  planning.resolve_pretrain_steps(steps)
   assert ("--gin_param=utils.run.init_checkpoint='%s/model.ckpt-524288'"
           % pretrain_dir) in steps[1].argv
 
 
 def test_published_numbers_are_the_issues():
-  t1 = tables.TABLES["synth_mt_lm"].published
+  t1 = specs.TABLES["synth_mt_lm"].published
   assert t1["wmt14_ende"]["bleu"]["random_vanilla"] == 28.47
   assert t1["wmt14_enfr"]["bleu"]["fixed_random"] == 38.31
   assert "factorized_random" not in t1["wmt14_ende"]["bleu"]  # blank
   assert t1["lm1b"]["perplexity"] == {"transformer": 38.21, "random": 40.60,
                                       "dense": 42.40, "random_vanilla": 40.05}
-  c4 = tables.TABLES["synth_c4"].published["c4"]
+  c4 = specs.TABLES["synth_c4"].published["c4"]
   assert c4["steps_per_sec"]["dynamic_conv"] == 2.65
   assert c4["loss"]["dense_vanilla"] == 1.832
-  lra = tables.TABLES["kernel_lra"].published
+  lra = specs.TABLES["kernel_lra"].published
   assert lra["lra_pathfinder"]["accuracy"]["performer"] == 77.05
   assert lra["lra_listops"]["accuracy"]["synthesizer"] == 36.99
   assert "gmm_prf" not in lra["lra_text"]["accuracy"]
 
 
 def fake_step(model_dir, ok):
-  step = tables.Step("train", model_dir, [])
+  step = planning.Step("train", model_dir, [])
   step.command = lambda: [sys.executable, "-c",
                           "import sys; print('mtf_synth: error: boom'); "
                           "sys.exit(%d)" % (0 if ok else 2)]
@@ -129,9 +137,9 @@ def fake_step(model_dir, ok):
 
 def test_failed_cell_is_reported_and_rerun_skips_finished(tmp_path,
                                                           monkeypatch):
-  table = tables.TABLES["synth_c4"]
+  table = specs.TABLES["synth_c4"]
   column = table.mini[0]
-  failed = tables.run_cell(table, "dense", column,
+  failed = cells.run_cell(table, "dense", column,
                            [fake_step(str(tmp_path / "a"), ok=False)],
                            log=lambda _: None)
   assert failed["status"] == "failed"
@@ -141,17 +149,17 @@ def test_failed_cell_is_reported_and_rerun_skips_finished(tmp_path,
   done_dir.mkdir()
   (done_dir / "result.json").write_text(json.dumps(
       {"status": "ok", "metrics": {"loss": 1.5, "steps_per_sec": 3.0}}))
-  monkeypatch.setattr(tables, "collect_metrics",
+  monkeypatch.setattr(metrics, "collect_metrics",
                       lambda c, d: {"loss": 1.5, "steps_per_sec": 3.0})
-  monkeypatch.setattr(tables.subprocess, "call", None)  # must not be called
-  done = tables.run_cell(table, "random", column,
+  monkeypatch.setattr(cells.subprocess, "call", None)  # must not be called
+  done = cells.run_cell(table, "random", column,
                          [fake_step(str(done_dir), ok=True)],
                          log=lambda _: None)
   assert done["status"] == "ok"
 
   results = {("dense", column.name): failed,
              ("random", column.name): done}
-  base = tables.write_report(table, "mini", results, str(tmp_path / "out"),
+  base = report.write_report(table, "mini", results, str(tmp_path / "out"),
                              ["mtf_synth --x"])
   text = open(base + ".md").read()
   dense = [l for l in text.splitlines() if l.startswith("| Synthesizer (D) |")]
@@ -165,7 +173,7 @@ def test_failed_cell_is_reported_and_rerun_skips_finished(tmp_path,
 
 
 def test_shell_scripts_are_thin():
-  for table in tables.TABLES:
+  for table in specs.TABLES:
     path = os.path.join(REPO, "scripts", "reproduce_%s.sh" % table)
     text = open(path).read()
     assert os.access(path, os.X_OK)
@@ -179,10 +187,10 @@ def test_exact_match_by_prefix_splits_a_mixed_task(tmp_path):
   (folder / "demo_targets").write_text("b a\na b\na c\n")
   (folder / "demo_100_predictions").write_text("x\na b\na a\n")
   (folder / "demo_200_predictions").write_text("b a\na b\na a\n")
-  column = tables.MINI_DEMO
-  assert tables.exact_match_by_prefix("reverse", column, str(tmp_path)) == 100
-  assert tables.exact_match_by_prefix("sort", column, str(tmp_path)) == 50
-  assert tables.exact_match_by_prefix("copy", column, str(tmp_path)) is None
+  column = specs.MINI_DEMO
+  assert metrics.exact_match_by_prefix("reverse", column, str(tmp_path)) == 100
+  assert metrics.exact_match_by_prefix("sort", column, str(tmp_path)) == 50
+  assert metrics.exact_match_by_prefix("copy", column, str(tmp_path)) is None
 
 
 def test_finished_cell_with_changed_gin_is_stale_not_reused(tmp_path,
@@ -191,34 +199,35 @@ def test_finished_cell_with_changed_gin_is_stale_not_reused(tmp_path,
   gin_dir.mkdir()
   (gin_dir / "row.gin").write_text("include 'sizes.gin'\nd_model = 8\n")
   (gin_dir / "sizes.gin").write_text("num_layers = 2\n")
-  monkeypatch.setattr(tables, "gin_search_dirs", lambda: [str(gin_dir)])
+  monkeypatch.setattr(cli, "gin_search_path_and_files",
+                      lambda files, tpu=False: ([str(gin_dir)], list(files)))
   model_dir = str(tmp_path / "cell")
 
   def steps(*params):
-    return [tables.Step("train", model_dir,
-                        tables.gin_args(["row.gin"], params))]
+    return [planning.Step("train", model_dir,
+                        planning.gin_args(["row.gin"], params))]
 
-  first = tables.cell_fingerprint(steps())
-  assert tables.cell_fingerprint(steps()) == first
-  assert tables.cell_fingerprint(steps("num_heads=2")) != first
+  first = planning.cell_fingerprint(steps())
+  assert planning.cell_fingerprint(steps()) == first
+  assert planning.cell_fingerprint(steps("num_heads=2")) != first
   (gin_dir / "sizes.gin").write_text("num_layers = 3\n")  # an included file
-  changed = tables.cell_fingerprint(steps())
+  changed = planning.cell_fingerprint(steps())
   assert changed != first
 
   os.makedirs(model_dir)
-  with open(tables.result_path(model_dir), "w") as f:
+  with open(cells.result_path(model_dir), "w") as f:
     json.dump({"status": "ok", "metrics": {"loss": 1.0},
                "fingerprint": first}, f)
-  monkeypatch.setattr(tables.subprocess, "call", None)  # must not be called
-  table = tables.TABLES["synth_c4"]
-  stale = tables.run_cell(table, "random", table.mini[0], steps(),
+  monkeypatch.setattr(cells.subprocess, "call", None)  # must not be called
+  table = specs.TABLES["synth_c4"]
+  stale = cells.run_cell(table, "random", table.mini[0], steps(),
                           log=lambda _: None)
   assert stale["status"] == "stale"
   assert model_dir in stale["error"]
-  assert os.path.exists(tables.result_path(model_dir))  # nothing deleted
-  monkeypatch.setattr(tables, "collect_metrics", lambda c, d: {"loss": 1.0})
+  assert os.path.exists(cells.result_path(model_dir))  # nothing deleted
+  monkeypatch.setattr(metrics, "collect_metrics", lambda c, d: {"loss": 1.0})
   (gin_dir / "sizes.gin").write_text("num_layers = 2\n")  # back as it ran
-  assert tables.run_cell(table, "random", table.mini[0], steps(),
+  assert cells.run_cell(table, "random", table.mini[0], steps(),
                          log=lambda _: None)["status"] == "ok"
 
 
@@ -227,8 +236,7 @@ def test_report_only_in_a_fresh_clone_keeps_the_committed_table(tmp_path):
   so), so re-running a few rows updates a table instead of emptying it."""
   results_dir = tmp_path / "results"
   results_dir.mkdir()
-  committed = os.path.join(os.path.dirname(tables.__file__), os.pardir,
-                           "results", "mini")
+  committed = os.path.join(REPO, "results", "mini")
   for suffix in (".csv", ".commands.sh"):
     with open(os.path.join(committed, "synth_c4" + suffix)) as f:
       (results_dir / ("synth_c4" + suffix)).write_text(f.read())
@@ -253,3 +261,40 @@ def test_report_only_in_a_fresh_clone_keeps_the_committed_table(tmp_path):
                    if r["row"] == "random" and r["source"] == "ours (mini)"]
   assert {r["status"] for r in random_rows} == {"failed"}
   assert "mtf_synth --x\n" in (results_dir / "synth_c4.commands.sh").read_text()
+
+
+def _row_bindings(table, parameter):
+  """{row: the value a table's row gin binds to `parameter` (None: unbound)}."""
+  import gin  # pylint: disable=g-import-not-at-top
+  search_path, _ = cli.gin_search_path_and_files(())
+  for path in search_path:
+    gin.add_config_file_search_path(path)
+  values = {}
+  for row, _ in table.rows:
+    gin.clear_config()
+    try:
+      gin.parse_config_files_and_bindings([table.row_gin(row)], [],
+                                          finalize_config=False)
+      values[row] = gin.query_parameter(parameter)
+    except ValueError:
+      values[row] = None
+    finally:
+      gin.clear_config()
+  return values
+
+
+@pytest.mark.parametrize("table", ["kernel_lra", "kernel_glue",
+                                   "kernel_sparsity"])
+def test_kernel_tables_have_a_row_for_every_registered_kernel(table):
+  from mtf_synth.layers import kernel_attention  # pylint: disable=g-import-not-at-top
+  kernels = _row_bindings(specs.TABLES[table], "KernelAttention.kernel")
+  assert set(kernels.values()) - {None} == set(kernel_attention.KERNELS)
+
+
+def test_synthesizer_table_has_a_row_for_every_registered_mode():
+  from mtf_synth.attention import synthesizer  # pylint: disable=g-import-not-at-top
+  modes = _row_bindings(specs.TABLES["synth_mt_lm"],
+                        "SynthesizerAttention.mode")
+  components = {component for mode in modes.values() if mode is not None
+                for component in synthesizer.parse_mode(mode)}
+  assert components == set(synthesizer.COMPONENTS)
