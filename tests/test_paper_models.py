@@ -42,12 +42,12 @@ def test_cells_with_other_shapes_or_layers_are_not_merged(synth_models):
 
 
 def test_every_paper_cell_is_covered():
-  import tables  # pylint: disable=g-import-not-at-top
-  models = check_paper_models.paper_models(list(tables.TABLES))
+  from mtf_synth.tables import specs  # pylint: disable=g-import-not-at-top
+  models = check_paper_models.paper_models(list(specs.TABLES))
   covered = {cell for model in models for cell in model.cells}
-  expected = {(t.name, row, column.name) for t in tables.TABLES.values()
+  expected = {(t.name, row, column.name) for t in specs.TABLES.values()
               for row, _ in t.rows for column in t.paper}
-  expected |= {(t.name, row, "pretrain") for t in tables.TABLES.values()
+  expected |= {(t.name, row, "pretrain") for t in specs.TABLES.values()
                for row, _ in t.rows for column in t.paper if column.pretrain}
   assert covered == expected
   assert len(models) < len(covered)
