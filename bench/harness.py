@@ -7,12 +7,14 @@ load hit every variant alike. Every run is appended to a JSON-lines log as
 soon as it ends, so an interrupted benchmark resumes where it stopped (a run
 is done when the log has it for the same command and repeat, successful).
 
-Per run the log holds: wall seconds, peak RSS of the process tree (wait4),
-the 1-minute load average before and after (Linux counts a child's memory
-before exec, i.e. its parent's, into the peak: the parent stays small), the exit code, and the figures
-the child printed with `report` (one `BENCH {json}` line). A child also reads
-`seconds_since_launch()` to time its own stages from the moment the harness
-started it (interpreter start-up included).
+Per run the log holds: wall seconds; CPU seconds (user + system, less
+sensitive to other jobs than wall time); peak RSS of the process tree
+(wait4; Linux counts a child's memory before exec, i.e. its parent's, so
+the parent stays small); the 1-minute load average before and after; the
+exit code; and the figures the child printed with `report` (one
+`BENCH {json}` line). A child also reads `seconds_since_launch()` to time
+its own stages from the moment the harness started it (interpreter
+start-up included).
 
 Stdlib only: children running in other venvs (TF 2.12, torch) import it.
 
@@ -111,7 +113,8 @@ def run_once(run):
     out.seek(0)
     err.seek(0)
     stdout, stderr = out.read(), err.read()
-  record = {"wall_s": wall_s, "peak_rss_mib": usage.ru_maxrss / 1024,
+  record = {"wall_s": wall_s, "cpu_s": usage.ru_utime + usage.ru_stime,
+            "peak_rss_mib": usage.ru_maxrss / 1024,
             "load_before": load_before, "load_after": os.getloadavg()[0],
             "rc": process.returncode}
   for line in stdout.splitlines():

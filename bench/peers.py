@@ -59,6 +59,8 @@ def figures(short, long):
   return [
       harness.Figure("s/step", harness.step_difference(
           "wall_s", "short", "long", short, long), ratio=True),
+      harness.Figure("CPU s/step", harness.step_difference(
+          "cpu_s", "short", "long", short, long), ratio=True),
       harness.Figure("in-run median step s", harness.field(
           "step_median_s", "long")),
       harness.Figure("command to first step s", harness.field(
@@ -106,7 +108,9 @@ def main():
       "bench/peer_model.gin (2+2 layers, d_model 256, d_ff 1024, 4 heads x "
       "64, batch 16 x 128/128, Adafactor, vocabulary 2048, random tokens), "
       "one CPU device, %d threads%s. s/step: (wall %d steps - wall %d steps) "
-      "/ %d; in-run median: the median step of the %d-step run as the "
+      "/ %d; CPU s/step: the same of user + system CPU seconds (every "
+      "thread; steadier than wall time on a shared machine); in-run "
+      "median: the median step of the %d-step run as the "
       "runtime's hooks saw it; command to first step and peak RSS: the "
       "%d-step run." % (args.threads, ", %d CPU-bound processes beside"
                         % args.busy if args.busy else "", args.long,

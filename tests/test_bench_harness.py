@@ -53,20 +53,24 @@ def test_a_failed_run_is_logged_and_retried(tmp_path):
   assert [r["v"] for r in records] == [3]
 
 
-def test_peak_rss_and_launch_time_are_the_childs(tmp_path):
+def test_peak_rss_cpu_and_launch_time_are_the_childs(tmp_path):
   # From a small process: Linux counts a child's memory before exec, i.e.
   # its parent's RSS (this test process holds TF), into ru_maxrss.
   log, markdown = str(tmp_path / "log.jsonl"), str(tmp_path / "out.md")
   small = "harness.report(since=harness.seconds_since_launch())"
   big = "b = bytearray(300 << 20); b[::4096] = b'x' * len(b[::4096])"
+  spin = ("import time; t = time.process_time()\n"
+          "while time.process_time() - t < 0.3: pass")
   subprocess.run([sys.executable, os.path.join(harness.BENCH_DIR,
                                                "harness.py"),
                   "--repeats=1", "--log", log, "--markdown", markdown,
                   "small=" + shlex.join(child(small)),
-                  "big=" + shlex.join(child(big))],
+                  "big=" + shlex.join(child(big)),
+                  "spin=" + shlex.join(child(spin))],
                  check=True, capture_output=True)
-  small, big = harness.read_log(log)
+  small, big, spin = harness.read_log(log)
   assert small["peak_rss_mib"] < 100 < 300 < big["peak_rss_mib"] < 400
+  assert small["cpu_s"] < 0.3 <= spin["cpu_s"] < 0.3 + small["cpu_s"] + 0.2
   assert 0 < small["since"] < small["wall_s"]
   assert small["load_before"] >= 0 and small["load_after"] >= 0
   assert "| big | " in open(markdown).read()
