@@ -30,8 +30,15 @@ def kernel_layer(kernel, **kwargs):
                                    key_value_size=8, **kwargs)
 
 
-def logits_of(model, ids, mode="eval"):
-  """Builder: logits of `model` on numpy ids (no shift), in `mode`."""
+def padding_sequence_id(inputs):
+  """min(ids, 1): id 0 is padding, as mesh TF's Bitransformer makes its
+  encoder's sequence_id from unpacked inputs."""
+  return mtf.minimum(inputs, 1)
+
+
+def logits_of(model, ids, mode="eval", sequence_id=padding_sequence_id):
+  """Builder: logits of `model` on numpy ids (no shift), in `mode`, with
+  the Context's sequence_id made by `sequence_id(inputs)` (None: none)."""
   def build(mesh):
     batch = mtf.Dimension("batch", ids.shape[0])
     length = mtf.Dimension("length", ids.shape[1])
@@ -41,6 +48,7 @@ def logits_of(model, ids, mode="eval"):
         model=model, mesh=mesh, batch_dims=[batch], length_dim=length,
         variable_dtype=mtf.VariableDType(tf.float32), mode=mode,
         position=mtf.range(mesh, length, tf.int32), position_is_default=True,
+        sequence_id=sequence_id and sequence_id(inputs),
         inputs=inputs)
     with tf.variable_scope(model.name, reuse=tf.AUTO_REUSE):
       return model._call_internal(context, inputs)  # pylint: disable=protected-access

@@ -63,8 +63,8 @@ def layer_graph_ops(layer, causal):
         model=model, mesh=mesh, batch_dims=[batch], length_dim=length,
         variable_dtype=BFLOAT16, mode="train",
         position=mtf.range(mesh, length, tf.int32), position_is_default=True,
-        inputs=mtf.import_tf_tensor(
-            mesh, tf.constant(reference.padded_ids(), tf.int32),
+        sequence_id=mtf.import_tf_tensor(
+            mesh, tf.constant(np.minimum(reference.padded_ids(), 1), tf.int32),
             [batch, length]))
     x = mtf.zeros(mesh, [batch, length, model.model_dim], tf.bfloat16)
     first_op = len(graph.operations)

@@ -31,7 +31,8 @@ def padded_ids():
 
 def run_layer(layer, causal, x, ids, variable_dtype=None, init_values=None):
   """The layer's output on x [batch, length, d_model] (as float32) and its
-  variables {full name: value}; `init_values` overrides variables."""
+  variables {full name: value}; `init_values` overrides variables. Id 0 is
+  padding (sequence_id = min(ids, 1), as mesh TF's Bitransformer makes)."""
   model = transformer.Unitransformer(
       layer_stack=mtf_harness.make_layer_stack([layer]), d_model=D_MODEL,
       input_vocab_size=10, output_vocab_size=10, autoregressive=causal,
@@ -45,8 +46,8 @@ def run_layer(layer, causal, x, ids, variable_dtype=None, init_values=None):
         variable_dtype=variable_dtype or mtf.VariableDType(tf.float32),
         mode="eval", position=mtf.range(mesh, length, tf.int32),
         position_is_default=True,
-        inputs=mtf.import_tf_tensor(mesh, tf.constant(ids, tf.int32),
-                                    [batch, length]))
+        sequence_id=mtf.import_tf_tensor(
+            mesh, tf.constant(np.minimum(ids, 1), tf.int32), [batch, length]))
     x_mtf = mtf.import_tf_tensor(
         mesh, tf.constant(x, context.activation_dtype),
         [batch, length, model.model_dim])

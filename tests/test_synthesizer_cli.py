@@ -10,8 +10,9 @@ import sys
 
 import pytest
 
-MODES = ["dense", "random", "fixed_random", "factorized_dense",
-         "factorized_random", "vanilla", "random+vanilla", "dense+vanilla"]
+from mtf_synth.attention import synthesizer as synth
+
+MODES = list(synth.COMPONENTS) + ["random+vanilla", "dense+vanilla"]
 LENGTH = 32
 
 

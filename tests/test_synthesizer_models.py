@@ -9,11 +9,11 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from mtf_harness import run_mtf, train_mtf
+from mtf_synth.attention import synthesizer as synth
 from mtf_synth.layers.synthesizer import SynthesizerAttention
 
 VOCAB, D_MODEL, LENGTH = 24, 16, 8
-COMPONENTS = ["dense", "random", "fixed_random", "factorized_dense",
-              "factorized_random", "vanilla"]
+COMPONENTS = list(synth.COMPONENTS)
 ALL_MIXED = "+".join(COMPONENTS)
 
 

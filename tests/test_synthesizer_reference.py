@@ -14,11 +14,8 @@ from mtf_synth.attention import synthesizer as synth
 from mtf_synth.layers.synthesizer import SynthesizerAttention
 
 BATCH, LENGTH, D_MODEL, HEADS, D_KV, MAX_LENGTH = 2, 6, 8, 2, 3, 12
-COMPONENTS = ["dense", "random", "fixed_random", "factorized_dense",
-              "factorized_random", "vanilla"]
-MIXTURES = ["random+vanilla",
-            "dense+random+fixed_random+factorized_dense+factorized_random"
-            "+vanilla"]
+COMPONENTS = list(synth.COMPONENTS)
+MIXTURES = ["random+vanilla", "+".join(COMPONENTS)]
 # Two packed examples per row (lengths 4 + 2, and 3 + 2 + padding).
 PACKED_POSITION = np.array([[0, 1, 2, 3, 0, 1], [0, 1, 2, 0, 1, 0]])
 PACKED_SEQUENCE_ID = np.array([[1, 1, 1, 1, 2, 2], [1, 1, 1, 2, 2, 0]])
@@ -252,14 +249,19 @@ def test_fixed_random_is_not_trainable():
   assert trainable == 2 * D_MODEL * HEADS * D_KV
 
 
-@pytest.mark.parametrize("alias,members", [
-    ("random", ["random"]), ("factorized", ["factorized_random"]),
-    ("dense_minus", ["dense"]), ("random_plus", ["random", "vanilla"]),
-    ("random_plus_alpha", ["random", "vanilla"]),
-    ("dense_plus", ["dense", "vanilla"]),
-    ("dense_plus_alpha", ["dense", "vanilla"])])
-def test_upstream_aliases(alias, members):
-  assert make_layer(alias).members == members
+UPSTREAM_MODES = {
+    "random": ["random"], "factorized": ["factorized_random"],
+    "dense_minus": ["dense"], "random_plus": ["random", "vanilla"],
+    "random_plus_alpha": ["random", "vanilla"],
+    "dense_plus": ["dense", "vanilla"],
+    "dense_plus_alpha": ["dense", "vanilla"]}
+
+
+@pytest.mark.parametrize("alias",
+                         sorted(set(UPSTREAM_MODES) | set(synth.ALIASES)))
+def test_upstream_aliases(alias):
+  """Every alias has its expected members here (a new one needs a row)."""
+  assert make_layer(alias).members == UPSTREAM_MODES[alias]
 
 
 @pytest.mark.parametrize("mode", ["nonsense", "random+random", "random+"])

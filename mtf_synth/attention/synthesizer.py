@@ -221,6 +221,18 @@ def factorized_random_logits(w: Weights, f: Features, dims: SynthesizerDims):
   return mtf.einsum([r1, r2], reduced_dims=[dims.rank])
 
 
+def random_table(w: Weights, dims: SynthesizerDims):
+  """R itself, {heads, query_table, key_table}."""
+  del dims
+  return w["table"]
+
+
+def factorized_random_table(w: Weights, dims: SynthesizerDims):
+  """R1 R2^T, {heads, query_table, key_table} (logits of every position
+  pair at once; the layer takes only the pairs it needs)."""
+  return mtf.einsum([w["r1"], w["r2"]], reduced_dims=[dims.rank])
+
+
 def dot_product_logits(w: Weights, f: Features, dims: SynthesizerDims):
   """V: logits_ij = q_i . k_j (1/sqrt(d_kv) is folded into Wq's init)."""
   q = mtf.einsum([f.x, w["q"]], reduced_dims=[dims.model])
@@ -298,17 +310,21 @@ class Component:
   logits: Callable[[Weights, Features, SynthesizerDims], mtf.Tensor]
   trainable: bool = True
   synthesized: bool = True  # needs max_length tables (all but vanilla)
+  # The input-free logits table (attention pictures); None when the logits
+  # depend on the input.
+  table: Optional[Callable[[Weights, SynthesizerDims], mtf.Tensor]] = None
 
 
 COMPONENTS = {
     "dense": Component(_dense_weights, dense_logits),
-    "random": Component(_random_weights, random_logits),
+    "random": Component(_random_weights, random_logits, table=random_table),
     "fixed_random": Component(_random_weights, random_logits,
-                              trainable=False),
+                              trainable=False, table=random_table),
     "factorized_dense": Component(_factorized_dense_weights,
                                   factorized_dense_logits),
     "factorized_random": Component(_factorized_random_weights,
-                                   factorized_random_logits),
+                                   factorized_random_logits,
+                                   table=factorized_random_table),
     "vanilla": Component(_dot_product_weights, dot_product_logits,
                          synthesized=False),
 }

@@ -30,12 +30,13 @@ import mesh_tensorflow as mtf
 import tensorflow.compat.v1 as tf
 
 from mtf_synth import errors
+from mtf_synth.attention import synthesizer as synth
+from mtf_synth.layers import masks
 from mtf_synth.runtime import train_loop
 
 # (tag, tf.Tensor) of every picture's values: [heads, rows, columns] floats,
 # or an alpha's scalar.
 ARRAYS = "mtf_synth_attention_arrays"
-_TABLES = ("random", "fixed_random", "factorized_random")
 
 
 @gin.configurable(module="mtf_synth")
@@ -114,7 +115,7 @@ def _first_row(x, context):
 
 
 def summarize(context, dims, members, weights, logits, mixed_logits, bias,
-              alpha_logits, memory_length):
+              alpha_logits):
   """Adds one layer's pictures (see the module docstring) when they are on.
 
   Args:
@@ -126,25 +127,23 @@ def summarize(context, dims, members, weights, logits, mixed_logits, bias,
     mixed_logits: the logits the layer attends with.
     bias: the masks' logits bias, or None.
     alpha_logits: [synth_members] mixture logits, or None.
-    memory_length: the key-side length dim.
   """
   every_steps = attention_images()
   if not every_steps or context.mode not in ("train", "eval"):
     return
   layer = tf.get_variable_scope().name
   for name in members:
-    if name in _TABLES:
-      w = weights[name]
-      table = w["table"] if "table" in w else mtf.einsum(
-          [w["r1"], w["r2"]], reduced_dims=[dims.rank])
-      _export_image("%s/table/%s" % (layer, name), table, dims,
-                    dims.query_table, dims.key_table, every_steps)
+    table = synth.COMPONENTS[name].table
+    if table is not None:
+      _export_image("%s/table/%s" % (layer, name), table(weights[name], dims),
+                    dims, dims.query_table, dims.key_table, every_steps)
   if alpha_logits is not None:
     alpha = mtf.softmax(alpha_logits, alpha_logits.shape.dims[0])
     _export_scalars(["%s/alpha/%s" % (layer, name) for name in members],
                     alpha, every_steps)
   if context.mode != "eval":
     return
+  memory_length = masks.memory_length(context)
   named_logits = list(zip(members, logits))
   if len(members) > 1:
     named_logits.append(("mixture", mixed_logits))

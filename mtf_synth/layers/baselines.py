@@ -27,14 +27,7 @@ import tensorflow.compat.v1 as tf
 
 from mtf_synth import errors
 from mtf_synth.attention import baselines
-
-
-def nonpadding_mask(context):
-  """1.0 at real positions, 0.0 at padding, from sequence_id or inputs."""
-  for ids in (context.sequence_id, context.inputs):
-    if isinstance(ids, mtf.Tensor) and context.length_dim in ids.shape:
-      return mtf.cast(mtf.not_equal(ids, 0), context.activation_dtype)
-  return None
+from mtf_synth.layers import masks
 
 
 @gin.configurable(module="mtf_synth")
@@ -69,12 +62,12 @@ class Linformer(transformer.TransformerLayer):
     kv_dim = mtf.Dimension("d_kv", self.key_value_size)
     params = transformer_layers.attention_params(
         context=context, kv_dim=kv_dim, num_heads=self.num_heads)
-    memory_length = mtf.Dimension("memory_length", context.length_dim.size)
+    memory_length = masks.memory_length(context)
     projected = mtf.Dimension("projected_length", self.projected_length)
-    m = mtf.replace_dimensions(x, context.length_dim, memory_length)
-    mask = nonpadding_mask(context)
+    m = masks.to_memory_length(context, x)
+    mask = masks.memory_nonpadding(context, context.activation_dtype)
     if mask is not None:  # padded keys and values project to nothing
-      m *= mtf.replace_dimensions(mask, context.length_dim, memory_length)
+      m *= mask
 
     def projection(name):
       return mtf.get_variable(
@@ -139,7 +132,8 @@ class _Convolution(transformer_layers.Conv1D):
     else:
       if context.mode == "first_part":
         self.record_states_first_part_mode(context, x, self.kernel_size)
-      mask = None if causal else nonpadding_mask(context)
+      mask = None if causal else masks.nonpadding(context,
+                                                  context.activation_dtype)
       if mask is not None:
         x *= mask
       offsets = (baselines.causal_offsets if causal

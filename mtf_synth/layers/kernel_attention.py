@@ -40,6 +40,7 @@ import tensorflow.compat.v1 as tf
 from mtf_synth import errors
 from mtf_synth.attention import feature_maps as fm
 from mtf_synth.attention import linear
+from mtf_synth.layers import masks
 
 
 @dataclasses.dataclass(frozen=True)
@@ -307,15 +308,6 @@ class KernelAttention(transformer.TransformerLayer):
     inputs = self.kernel_inputs(context, heads_dims)
     return lambda x: features_fn(x, self.kv_dim, **inputs)
 
-  def key_mask(self, context, memory_length_dim):
-    """1.0 for real keys, 0.0 for padding; None when nothing is padded."""
-    for ids in (context.sequence_id, context.inputs):
-      if isinstance(ids, mtf.Tensor) and context.length_dim in ids.shape:
-        nonpadding = mtf.cast(mtf.not_equal(ids, 0), COMPUTE_DTYPE)
-        return mtf.replace_dimensions(nonpadding, context.length_dim,
-                                      memory_length_dim)
-    return None
-
   def call(self, context, x, losses=None):
     """Call the layer."""
     del losses
@@ -354,13 +346,10 @@ class KernelAttention(transformer.TransformerLayer):
         context.record_new_states(list(linear.state_from_keys(
             k_features, v, context.length_dim, decoded)))
     else:
-      memory_length = mtf.Dimension("memory_length", context.length_dim.size)
       o = linear.linear_attention(
-          q_features,
-          mtf.replace_dimensions(k_features, context.length_dim,
-                                 memory_length),
-          mtf.replace_dimensions(v, context.length_dim, memory_length),
-          features_dim, memory_length,
-          key_mask=self.key_mask(context, memory_length),
+          q_features, masks.to_memory_length(context, k_features),
+          masks.to_memory_length(context, v), features_dim,
+          masks.memory_length(context),
+          key_mask=masks.memory_nonpadding(context, COMPUTE_DTYPE),
           epsilon=self.epsilon)
     return params.compute_output(mtf.cast(o, x.dtype), output_shape=x.shape)

@@ -8,22 +8,15 @@ Cross attention stays `@transformer_layers.EncDecAttention` (dot product), as
 in the paper's seq2seq models. The math lives in mtf_synth.attention.
 """
 
-import functools
-
 import gin
 import mesh_tensorflow as mtf
-from mesh_tensorflow.transformer import attention as mtf_attention
 from mesh_tensorflow.transformer import transformer
 import tensorflow.compat.v1 as tf
 
 from mtf_synth import errors
 from mtf_synth.attention import synthesizer as synth
 from mtf_synth.layers import attention_images
-
-
-def _rename_length(context, memory_length, t):
-  """`t` with its length dim renamed to memory_length (the key side)."""
-  return mtf.replace_dimensions(t, context.length_dim, memory_length)
+from mtf_synth.layers import masks
 
 
 def _divisor_near_sqrt(n):
@@ -58,7 +51,7 @@ class SynthesizerAttention(transformer.TransformerLayer):
   `parameter_count` computes it.
 
   Masks: causal (decoders), padding and packing (sequence_id) are applied to
-  every component. Positions are within-example positions (context.position,
+  every component (mtf_synth.layers.masks). Positions are within-example positions (context.position,
   or counted from sequence_id when the model has no positional embedding and
   mesh TF passes no positions), so a packed example sees the same table
   entries as when unpacked. Unpacked rows slice the tables (and random
@@ -194,17 +187,17 @@ class SynthesizerAttention(transformer.TransformerLayer):
     w = self._variable(context, name, spec)
     return mtf.einsum([x, w], reduced_dims=[dims.model])
 
-  def _memory(self, context, x, dims, memory_length):
+  def _memory(self, context, x, dims):
     """Values (and vanilla keys), through the decoding cache."""
     stddev = dims.model.size ** -0.5
     incremental = context.mode == "incremental"
-    m = x if incremental else _rename_length(context, memory_length, x)
+    m = x if incremental else masks.to_memory_length(context, x)
     memory = [self._projection(context, "v", m, dims, stddev)]
     if "vanilla" in self.members:
       memory.append(self._projection(context, "k", m, dims, stddev))
     if incremental:
       # Write this step's values/keys into the cache at `position`.
-      one_hot = mtf.one_hot(context.position, memory_length,
+      one_hot = mtf.one_hot(context.position, masks.memory_length(context),
                             dtype=context.activation_dtype)
       old = context.get_states(len(memory))
       memory = [o * (1.0 - one_hot) + t * one_hot
@@ -213,17 +206,7 @@ class SynthesizerAttention(transformer.TransformerLayer):
       context.record_new_states(memory)
     return memory[0], (memory[1] if len(memory) > 1 else None)
 
-  @staticmethod
-  def _sequence_id(context):
-    """The packing/padding ids aligned with the queries, or None."""
-    sequence_id = next((s for s in (context.subsequence_id,
-                                    context.sequence_id)
-                        if isinstance(s, mtf.Tensor)), None)
-    if sequence_id is None or context.length_dim not in sequence_id.shape:
-      return None
-    return sequence_id
-
-  def _positions(self, context, memory_length, max_length):
+  def _positions(self, context, max_length):
     """Within-example (query, memory) positions and whether each is a range.
 
     Mesh TF passes the range 0..length-1 as context.position when the model
@@ -237,36 +220,21 @@ class SynthesizerAttention(transformer.TransformerLayer):
     and read zeros there; the tables here are gathered, so those query
     positions are clipped to the last table row to stay in range.
     """
-    to_memory = functools.partial(_rename_length, context, memory_length)
+    memory_length = masks.memory_length(context)
     if context.mode == "incremental":
       return (mtf.minimum(context.position, max_length - 1), False,
               mtf.range(context.mesh, memory_length, tf.int32), True)
     position, is_range = context.position, context.position_is_default
-    sequence_id = self._sequence_id(context)
-    if (is_range and sequence_id is not None and
+    same_example = masks.same_example(context)
+    if (is_range and same_example is not None and
         not getattr(context.model, "positional_embedding", True)):
-      same_example = mtf.equal(sequence_id, to_memory(sequence_id))
-      earlier = mtf.less(to_memory(position), position)
+      earlier = mtf.less(masks.to_memory_length(context, position), position)
       position = mtf.reduce_sum(
           mtf.to_int32(mtf.logical_and(same_example, earlier)),
           reduced_dim=memory_length)
       is_range = False
-    return position, is_range, to_memory(position), is_range
-
-  def _bias(self, context, memory_length):
-    """Causal, padding and packing masks as an additive logits bias."""
-    visible = []
-    to_memory = functools.partial(_rename_length, context, memory_length)
-    if context.read_priority is not None:
-      visible.append(mtf.greater_equal(context.read_priority,
-                                       to_memory(context.write_priority)))
-    sequence_id = self._sequence_id(context)
-    if sequence_id is not None:
-      visible.append(mtf.equal(sequence_id, to_memory(sequence_id)))
-    if not visible:
-      return None
-    return mtf_attention.visibility_mask_to_attention_bias(
-        functools.reduce(mtf.logical_and, visible), tf.float32)
+    return (position, is_range, masks.to_memory_length(context, position),
+            is_range)
 
   def _component_weights(self, context, name, dims):
     component = synth.COMPONENTS[name]
@@ -281,10 +249,9 @@ class SynthesizerAttention(transformer.TransformerLayer):
     max_length = self._max_length(context) if self.synthesized else 1
     self._check_length(context, max_length)
     dims = self.dims(context.model.model_dim, max_length)
-    memory_length = mtf.Dimension("memory_length", context.length_dim.size)
-    values, keys = self._memory(context, x, dims, memory_length)
+    values, keys = self._memory(context, x, dims)
     query_position, query_is_range, memory_position, memory_is_range = (
-        self._positions(context, memory_length, max_length))
+        self._positions(context, max_length))
     features = synth.Features(
         x=mtf.cast(x, tf.float32),
         keys=None if keys is None else mtf.cast(keys, tf.float32),
@@ -302,13 +269,12 @@ class SynthesizerAttention(transformer.TransformerLayer):
           context, "alpha_logits", synth.WeightSpec([members_dim], 0.0),
           activation_dtype=tf.float32)
       mixed_logits = synth.mix_logits(logits, alpha_logits, members_dim)
-    bias = self._bias(context, memory_length)
+    bias = masks.attention_bias(context)
     attention_images.summarize(context, dims, self.members, weights, logits,
-                               mixed_logits, bias, alpha_logits,
-                               memory_length)
-    o = synth.attend(mixed_logits, values, memory_length, dims.kv,
-                     bias=bias,
-                     dropout_rate=self.dropout_rate, train=context.train,
+                               mixed_logits, bias, alpha_logits)
+    o = synth.attend(mixed_logits, values, masks.memory_length(context),
+                     dims.kv, bias=bias, dropout_rate=self.dropout_rate,
+                     train=context.train,
                      dropout_broadcast_dims=[context.length_dim])
     wo = self._variable(context, "o", synth.WeightSpec(
         [dims.heads, dims.kv, dims.model],
