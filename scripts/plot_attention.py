@@ -40,6 +40,7 @@ import tensorflow_datasets as tfds
 from mtf_synth import errors
 from mtf_synth.attention import synthesizer as synth
 from mtf_synth.layers import attention_images
+from mtf_synth.runtime import checkpoints
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,g-bad-import-order
@@ -52,9 +53,7 @@ def checkpoint_path(model_dir, step=None):
   path = (tf.train.latest_checkpoint(model_dir) if step is None else
           os.path.join(model_dir, "model.ckpt-%d" % step))
   if not path or not tf.io.gfile.exists(path + ".index"):
-    steps = sorted(int(p.split("-")[-1][:-len(".index")]) for p in
-                   tf.io.gfile.glob(os.path.join(model_dir,
-                                                 "model.ckpt-*.index")))
+    steps = checkpoints.steps(model_dir)
     raise errors.UserError(
         "%s has no checkpoint%s: pass a trained model_dir%s" % (
             model_dir, "" if step is None else " at step %d" % step,
