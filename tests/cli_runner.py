@@ -24,12 +24,14 @@ T5_TINY_ON_DEMO = [
 ]
 
 
-def _command(model_dir, args):
-  return ([sys.executable, "-m", "mtf_synth", "--model_dir=%s" % model_dir]
-          + list(args))
+def command(model_dir, *args):
+  """`python -m mtf_synth` with model_dir (None: no --model_dir) and args."""
+  return ([sys.executable, "-m", "mtf_synth"] +
+          (["--model_dir=%s" % model_dir] if model_dir is not None else []) +
+          list(args))
 
 
-def _environment():
+def environment():
   """Test-only task modules importable; errors as one line, not tracebacks."""
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
              PYTHONPATH=TESTS_DIR + os.pathsep + os.environ.get(
@@ -38,11 +40,12 @@ def _environment():
   return env
 
 
-def mtf_synth(model_dir, *args, timeout=600):
-  """Runs `python -m mtf_synth`; returns the CompletedProcess."""
-  return subprocess.run(_command(model_dir, args), capture_output=True,
-                        text=True, env=_environment(), timeout=timeout,
-                        check=False)
+def mtf_synth(model_dir, *args, timeout=600, cwd=None):
+  """Runs `python -m mtf_synth` (see `command`); returns the
+  CompletedProcess, its output as text."""
+  return subprocess.run(command(model_dir, *args), capture_output=True,
+                        text=True, env=environment(), timeout=timeout,
+                        cwd=cwd, check=False)
 
 
 def train_tiny_t5(model_dir, *params):
@@ -59,10 +62,10 @@ def start_mtf_synth(model_dir, *args, capture=False):
 
   With capture, communicate() returns its stderr as text.
   """
-  return subprocess.Popen(_command(model_dir, args),
+  return subprocess.Popen(command(model_dir, *args),
                           stdout=subprocess.DEVNULL,
                           stderr=subprocess.PIPE if capture else
-                          subprocess.DEVNULL, text=True, env=_environment())
+                          subprocess.DEVNULL, text=True, env=environment())
 
 
 def checkpoint_digest(model_dir):

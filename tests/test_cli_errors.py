@@ -14,7 +14,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 
 import numpy as np
@@ -251,9 +250,7 @@ def test_two_trainers_started_together_one_trains(tmp_path):
 
 
 def test_no_arguments_prints_usage_and_writes_nothing(tmp_path):
-  result = subprocess.run([sys.executable, "-m", "mtf_synth"],
-                          capture_output=True, text=True, cwd=tmp_path,
-                          timeout=300, check=False)
+  result = mtf_synth(None, cwd=tmp_path, timeout=300)
   assert result.returncode == 2
   assert "usage: mtf_synth --model_dir=DIR" in result.stderr
   assert "python -m tasks list" in result.stderr
@@ -262,18 +259,14 @@ def test_no_arguments_prints_usage_and_writes_nothing(tmp_path):
 
 @pytest.mark.slow
 def test_help_shows_the_main_flags():
-  result = subprocess.run([sys.executable, "-m", "mtf_synth", "--help"],
-                          capture_output=True, text=True, timeout=300,
-                          check=False)
+  result = mtf_synth(None, "--help", timeout=300)
   # absl's --help exits 1 after printing.
   for flag in ("--model_dir", "--gin_file", "--gin_param", "--tpu"):
     assert flag in result.stdout, flag
 
 
 def test_model_dir_is_required(tmp_path):
-  result = subprocess.run(
-      [sys.executable, "-m", "mtf_synth", *T5_TINY_ON_DEMO],
-      capture_output=True, text=True, cwd=tmp_path, timeout=300, check=False)
+  result = mtf_synth(None, *T5_TINY_ON_DEMO, cwd=tmp_path, timeout=300)
   _error_line(result, ["no --model_dir given", "--model_dir=DIR"])
 
 

@@ -31,9 +31,8 @@ _CLUSTER_FLAGS = ["--cluster_lost_timeout_secs=%d" % _LOST_TIMEOUT_SECS,
 
 def _start(model_dir, args, log_dir):
   """Starts the 2 tasks; the chief's stderr goes to log_dir/chief.err."""
-  command = cli_runner._command(  # pylint: disable=protected-access
-      model_dir, list(args) + _CLUSTER_FLAGS)
-  env = cli_runner._environment()  # pylint: disable=protected-access
+  command = cli_runner.command(model_dir, *args, *_CLUSTER_FLAGS)
+  env = cli_runner.environment()
   os.makedirs(log_dir, exist_ok=True)
   with open(os.path.join(log_dir, "chief.err"), "w") as chief_stderr:
     return launch_local_cluster.start(command, 2, log_dir, env=env,

@@ -4,16 +4,14 @@ A tiny encoder-decoder (one layer, d_model 64) learns the generated
 `mtf_synth_reverse` task for 200 steps; the logged loss must fall.
 """
 
-import os
 import re
-import subprocess
-import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-KERNELS = ["rff", "performer", "gmm_rks", "gmm_prf", "fastfood_rks",
-           "fastfood_prf", "generative_rks", "generative_prf"]
+import cli_runner
+from mtf_synth.layers import kernel_attention
+
+KERNELS = list(kernel_attention.KERNELS)
 TINY_MODEL = ["d_model=64", "num_layers=1", "d_ff=128", "num_heads=2",
               "d_kv=16", "KernelAttention.num_heads=2",
               "KernelAttention.key_value_size=16"]
@@ -53,12 +51,11 @@ def train_losses(model_dir, gin_params):
       "utils.run.sequence_length = {'inputs': 32, 'targets': 32}",
       "utils.run.batch_size = ('tokens_per_batch', 512)",
       "mtf_synth.train_loop_settings.log_every_steps = 20"]
-  command = [sys.executable, "-m", "mtf_synth", "--model_dir=%s" % model_dir,
-             "--gin_file=dataset.gin", "--gin_file=models/bi_bert_base.gin",
-             "--gin_file=layers/kernel_attention.gin"] + [
-                 "--gin_param=%s" % p for p in params]
-  result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
-                          timeout=500, check=False)
+  result = cli_runner.mtf_synth(
+      model_dir, "--gin_file=dataset.gin",
+      "--gin_file=models/bi_bert_base.gin",
+      "--gin_file=layers/kernel_attention.gin",
+      *("--gin_param=%s" % p for p in params), timeout=500)
   assert result.returncode == 0, result.stderr[-3000:]
   return {int(step): float(loss) for step, loss in re.findall(
       r"step (\d+), loss ([0-9.]+)", result.stderr)}

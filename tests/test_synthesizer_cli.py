@@ -5,11 +5,10 @@ Slow (about 40 s per variant): pytest -m slow tests/test_synthesizer_cli.py
 """
 
 import re
-import subprocess
-import sys
 
 import pytest
 
+import cli_runner
 from mtf_synth.attention import synthesizer as synth
 
 MODES = list(synth.COMPONENTS) + ["random+vanilla", "dense+vanilla"]
@@ -31,12 +30,10 @@ def mtf_synth(model_dir, mode, *extra):
       "utils.run.batch_size = ('tokens_per_batch', 1024)",
       "mtf_synth.train_loop_settings.log_every_steps = 10",
   ] + list(extra)
-  command = [sys.executable, "-m", "mtf_synth", "--model_dir=%s" % model_dir,
-             "--gin_file=dataset.gin", "--gin_file=models/bi_v1.gin",
-             "--gin_file=layers/synthesizer.gin"]
-  command += ["--gin_param=%s" % p for p in params]
-  done = subprocess.run(command, capture_output=True, text=True, check=False,
-                        timeout=600)
+  done = cli_runner.mtf_synth(
+      model_dir, "--gin_file=dataset.gin", "--gin_file=models/bi_v1.gin",
+      "--gin_file=layers/synthesizer.gin",
+      *("--gin_param=%s" % p for p in params))
   log = done.stdout + done.stderr
   assert done.returncode == 0, log[-3000:]
   return log
