@@ -1,4 +1,7 @@
-"""One-line configuration errors raised by the task registry."""
+"""One-line configuration errors raised by the task registry.
+
+A UserError, so the command line prints it as one line and exits 2.
+"""
 from mtf_synth.errors import UserError
 
 
