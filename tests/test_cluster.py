@@ -133,6 +133,32 @@ def test_mesh_must_split_evenly_over_tasks():
     devices.cpus_per_task("model:2,batch:3", None, 4)
 
 
+def _listing(cluster, device_types):
+  """{task: device names} as list_devices gives them, 2 of each type."""
+  return {task: ["%s/device:%s:%d" % (cluster_lib.task_device(task), kind, i)
+                 for kind in device_types for i in range(2)]
+          for task in cluster.tasks}
+
+
+def test_cluster_mesh_uses_gpus_else_cpus_and_too_few_gpus_is_an_error(
+    monkeypatch):
+  cluster = cluster_lib.resolve(["h0:1", "h1:2"], 0)
+  listing = {}
+  monkeypatch.setattr(cluster_lib, "list_devices", lambda _: listing)
+  for kinds, expected in ((["CPU"], "CPU"), (["CPU", "GPU"], "GPU")):
+    listing.update(_listing(cluster, kinds))
+    assert devices.cluster_mesh_devices(
+        cluster, "model:2,batch:2", "batch:batch") == [
+            "/job:worker/replica:0/task:%d/device:%s:%d" % (task, expected, i)
+            for i in range(2) for task in range(2)]
+  # 4 slices per task, 2 GPUs each: not silently on the CPUs.
+  with pytest.raises(errors.MeshDevicesError,
+                     match=r"needs 4 devices on each of the 2 tasks but task "
+                     r"worker:0 \(h0:1\) has 2 GPUs: use a mesh of at most 4 "
+                     "slices"):
+    devices.cluster_mesh_devices(cluster, "model:2,batch:4", "batch:batch")
+
+
 def test_port_in_use_is_one_line():
   with socket.socket() as taken:
     taken.bind(("127.0.0.1", 0))

@@ -105,14 +105,22 @@ def _numbered(names, device_type):
 
 
 def cluster_mesh_devices(cluster, mesh_shape, layout_rules):
-  """Every task's GPUs (where it has enough) or virtual CPUs, ordered."""
+  """Every task's GPUs (CPU-only tasks: virtual CPUs), ordered."""
   per_task = devices_per_task(mesh_shape, cluster.num_tasks)
   listed = cluster_lib.list_devices(cluster)
   chosen = []
   for task in cluster.tasks:
     gpus = _numbered(listed[task], "GPU")
-    cpus = _numbered(listed[task], "CPU")
-    devices = gpus if len(gpus) >= per_task else cpus
+    # As on one process: too few GPUs is an error, not a silent CPU run.
+    if gpus and len(gpus) < per_task:
+      raise errors.MeshDevicesError(
+          "mesh_shape %r needs %d devices on each of the %d tasks but task %s"
+          " has %d GPUs: use a mesh of at most %d slices, or place it on "
+          "virtual CPUs with utils.run.mesh_devices" % (
+              str(mesh_shape), per_task, cluster.num_tasks,
+              cluster_lib.describe(task), len(gpus),
+              len(gpus) * cluster.num_tasks))
+    devices = gpus or _numbered(listed[task], "CPU")
     if len(devices) < per_task:
       raise errors.MeshDevicesError(
           "mesh_shape %r needs %d devices on each of the %d tasks but task %s"
