@@ -40,17 +40,23 @@ def command(steps, log_every, *gin_params):
           % log_every, *("--gin_param=" + p for p in gin_params))
 
 
+def report_run(model_dir, **figures):
+  """Reports the finished run in model_dir (steps/s, losses) and `figures`."""
+  # The reader imports TF: only after the command line has exited, so its
+  # memory does not count into the run's peak RSS.
+  from mtf_synth.runtime.summaries import scalars  # pylint: disable=g-import-not-at-top
+  rates = [v for _, v in sorted(scalars(model_dir, "steps_per_sec").items())]
+  losses = scalars(model_dir, "loss")
+  harness.report(steps_per_s=statistics.median(rates[1:] or rates),
+                 losses={str(step): loss for step, loss in losses.items()},
+                 **figures)
+
+
 def main(flags):
   with tempfile.TemporaryDirectory(prefix="bench_cli_train_") as model_dir:
     subprocess.run([sys.executable, "-m", "mtf_synth",
                     "--model_dir=" + model_dir] + flags, check=True)
-    # The reader imports TF: only after the command line has exited, so its
-    # memory does not count into the run's peak RSS.
-    from mtf_synth.runtime.summaries import scalars  # pylint: disable=g-import-not-at-top
-    rates = [v for _, v in sorted(scalars(model_dir, "steps_per_sec").items())]
-    losses = scalars(model_dir, "loss")
-  harness.report(steps_per_s=statistics.median(rates[1:] or rates),
-                 losses={str(step): loss for step, loss in losses.items()})
+    report_run(model_dir)
 
 
 if __name__ == "__main__":

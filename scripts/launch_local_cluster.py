@@ -40,7 +40,8 @@ def tf_config(addresses, index):
                      "task": {"type": "worker", "index": index}})
 
 
-def start(command, num_tasks, log_dir, env=None, chief_stderr=None):
+def start(command, num_tasks, log_dir, env=None, chief_stderr=None,
+          addresses=None):
   """Starts the tasks (each in its own process group); returns the Popens.
 
   Args:
@@ -49,9 +50,11 @@ def start(command, num_tasks, log_dir, env=None, chief_stderr=None):
     log_dir: where task-N.log (stdout and stderr) of each task goes.
     env: the environment (default: this process's), plus TF_CONFIG.
     chief_stderr: where the chief's stderr goes (default: its log file).
+    addresses: each task's host:port (default: free ports on 127.0.0.1).
   """
   os.makedirs(log_dir, exist_ok=True)
-  addresses = ["127.0.0.1:%d" % port for port in free_ports(num_tasks)]
+  addresses = addresses or ["127.0.0.1:%d" % port
+                            for port in free_ports(num_tasks)]
   processes = []
   for index in range(num_tasks):
     log = open(os.path.join(log_dir, "task-%d.log" % index), "w")  # pylint: disable=consider-using-with
