@@ -104,3 +104,16 @@ def test_reader_drops_the_second_loss_series_of_old_event_files(tmp_path):
   assert summaries.scalars(str(tmp_path), "steps_per_sec") == {5: 2.0,
                                                                10: 3.0}
   assert ("eval", "loss") not in summaries.read_scalars(str(tmp_path))
+
+
+def test_reader_keeps_the_records_before_a_truncated_one(tmp_path):
+  """A killed writer leaves a partial last record: the ones before count."""
+  with tf.Graph().as_default():
+    _write_events(str(tmp_path), [(5, {"loss": 5.0, "steps_per_sec": 2.0}),
+                                  (10, {"loss": 1.0, "steps_per_sec": 3.0})])
+  (path,) = tf.io.gfile.glob(str(tmp_path / "events.*"))
+  with open(path, "rb") as f:
+    data = f.read()
+  with open(path, "wb") as f:
+    f.write(data[:-10])
+  assert summaries.scalars(str(tmp_path), "loss") == {5: 5.0}

@@ -21,11 +21,14 @@ _TRAINING_LOSS, _TRAINING_RATE = "loss", "steps_per_sec"
 def _event_scalars(path):
   """[(step, {tag: value})] of one event file's summaries."""
   events = []
-  for event in tf.train.summary_iterator(path):
-    values = {v.tag: v.simple_value for v in event.summary.value
-              if v.HasField("simple_value")}
-    if values:
-      events.append((event.step, values))
+  try:
+    for event in tf.train.summary_iterator(path):
+      values = {v.tag: v.simple_value for v in event.summary.value
+                if v.HasField("simple_value")}
+      if values:
+        events.append((event.step, values))
+  except tf.errors.DataLossError:
+    pass  # the last record of a killed writer; the ones before it count
   return events
 
 
