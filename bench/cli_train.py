@@ -9,7 +9,7 @@ first steps excluded); the loss at every logged step is reported as well.
 
 `command` gives the run of the notes' timing anchor (2+2 layers, d_model
 256, d_ff 1024, 4 heads, batch 16 x 128/128, Adafactor) on the generated
-mtf_synth_demo task, for bench_runtime.py and bf16.py.
+mtf_synth_demo task, for bench_runtime.py.
 """
 
 import os

@@ -8,8 +8,9 @@ depend on the model alone.
 
 Reports (bench/harness.py) when each start-up stage ended, in seconds since
 launch, with the process's RSS there: imports, gin parsed, graph built,
-session created (variables initialised), first step, last step; and the
-median time of the steps after the first two.
+session created (variables initialised), first step, last step; the
+median time of the steps after the first two; on mtf_synth, the logged
+loss at each log interval.
 
   python bench/train_same.py [--gin_file=bench/peer_model.gin] [BINDING...] STEPS
 """
@@ -54,16 +55,24 @@ class RandomTokensVocabulary:
 
 
 @gin.configurable
-def random_tokens(sequence_length, vocabulary, dataset_split, seed=1234):
-  """An endless dataset of uniformly random, unpadded examples."""
+def random_tokens(sequence_length, vocabulary, dataset_split, seed=1234,
+                  targets_copy_inputs=False):
+  """An endless dataset of uniformly random, unpadded examples.
+
+  targets_copy_inputs: a task the model can learn (copying; lengths must
+  be equal), so a loss curve shows whether training works.
+  """
   del vocabulary, dataset_split
 
   def example(index):
-    return {name: tf.random.stateless_uniform(
+    features = {name: tf.random.stateless_uniform(
         [length], seed=[seed, index * len(sequence_length) + column],
         minval=FIRST_TOKEN, maxval=VOCAB_SIZE, dtype=tf.int32)
-            for column, (name, length) in enumerate(sorted(
-                sequence_length.items()))}
+                for column, (name, length) in enumerate(sorted(
+                    sequence_length.items()))}
+    if targets_copy_inputs:
+      features["targets"] = features["inputs"]
+    return features
 
   return tf.data.Dataset.range(1 << 40).map(example)
 
@@ -121,6 +130,10 @@ def main(argv):
   train_with_hook(hook)
   utils.run()  # pylint: disable=no-value-for-parameter
   stage("last_step")
+  if figures["runtime"] == "mtf_synth":  # the loss at each log interval
+    from mtf_synth.runtime.summaries import scalars  # pylint: disable=g-import-not-at-top
+    figures["losses"] = {str(step): loss for step, loss in
+                         scalars(model_dir, "loss").items()}
   shutil.rmtree(model_dir, ignore_errors=True)
   step_times = [b - a for a, b in zip(hook.step_ends, hook.step_ends[1:])]
   harness.report(steps=steps,
