@@ -114,7 +114,8 @@ def markdown(records, args):
     return harness.table(records, variants, [
         harness.Figure(str(n), harness.field("%s_%d" % (name, n)), fmt)
         for n in lengths])
-  out = [HEADING, "", harness.provenance(records), "",
+  out = [HEADING, "", "### Decoder" if args.causal else "### Encoder", "",
+         harness.provenance(records), "",
          "%s, one layer [attention, DenseReluDense 512], d_model %d, %d heads"
          " x d_kv %d, M = 128 features, batch 1, Adafactor, 1 CPU device, 2"
          " threads. Median (min-max) of the repeats; `-`: not run (an earlier"

@@ -12,8 +12,8 @@ Command to first step (interpreter start to the end of step 1) and peak RSS
 come from the short run.
 
 Peers first: bash bench/setup_peers.sh
-  python bench/peers.py --quick          # about 10 minutes on 2 idle cores
-  python bench/peers.py                  # 5 repeats of 10 / 70 steps
+  python bench/peers.py --quick          # about 8 minutes on 2 idle cores
+  python bench/peers.py                  # 5 repeats of 10 / 70 steps, ~14 min
   python bench/peers.py --busy 1         # with 1 CPU-bound process beside
 """
 
@@ -86,7 +86,7 @@ def busy_processes(count):
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--quick", action="store_true",
-                      help="3 repeats of 5 / 25 steps")
+                      help="4 repeats of 5 / 35 steps")
   parser.add_argument("--short", type=int, default=10)
   parser.add_argument("--long", type=int, default=70)
   parser.add_argument("--threads", type=int, default=os.cpu_count(),
@@ -97,7 +97,7 @@ def main():
   harness.add_common_flags(parser, "peers")
   args = parser.parse_args()
   if args.quick:
-    args.repeats, args.short, args.long = 3, 5, 25
+    args.repeats, args.short, args.long = 4, 5, 35
   runs = interleaved_runs(runtimes(args.peers_dir, args.threads),
                           args.short, args.long)
   with busy_processes(args.busy):

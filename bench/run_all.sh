@@ -6,8 +6,9 @@
 # Resumable: after an interruption run the same command again; the JSON-lines
 # logs in OUT keep every finished run.
 #
-#   bash bench/run_all.sh [OUT]          # about 35 minutes on 2 idle cores
+#   bash bench/run_all.sh [OUT]          # about 38 minutes on 2 idle cores
 #   bash bench/run_all.sh --smoke [OUT]  # minimal settings: checks the scripts
+#                                        # (36 minutes at load 6-8, mostly start-up)
 #
 # Run it on a quiet machine: the figures are only as good as the load is low
 # (each table states the load average it was measured under).
@@ -41,18 +42,19 @@ if [ -n "$smoke" ]; then
   measure kernels_decoder bench_kernels --repeats 1 --lengths 256 \
     --variants softmax performer --min_seconds 0.1 --causal
 else
-  # Estimated minutes on 2 idle cores in brackets (start-up ~7-15 s a run).
+  # Estimated minutes on 2 idle cores in brackets, from the idle start-up
+  # and step times in BENCHMARKS.md and the notes: about 38 in all.
   measure peers peers --repeats 5 --short 5 --long 35                    # [10]
   measure startup startup --repeats 3                                    # [3]
   measure bf16 bf16 --repeats 2 --steps 200 --log_every 50               # [5]
-  measure decode decode --repeats 2 --extra_batches 8                    # [4]
-  measure runtime bench_runtime --repeats 2 --steps 40 --log_every 10    # [2]
+  measure decode decode --repeats 2 --extra_batches 6                    # [5]
+  measure runtime bench_runtime --repeats 2 --steps 40 --log_every 10    # [3]
   measure synthesizer bench_synthesizer --repeats 1 --lengths 128 2048   # [5]
-  measure kernels_encoder bench_kernels --repeats 1 --lengths 512 2048 8192 \
-    --min_seconds 1                                                      # [3]
-  measure kernels_decoder bench_kernels --repeats 1 --lengths 512 2048 8192 \
-    --min_seconds 1 --causal --variants softmax synthesizer performer \
-    gmm_rks fastfood_rks lightweight_conv                                # [2]
+  measure kernels_encoder bench_kernels --repeats 1 --lengths 2048 8192 \
+    --min_seconds 0.5                                                    # [5]
+  measure kernels_decoder bench_kernels --repeats 1 --lengths 2048 8192 \
+    --min_seconds 0.5 --causal --variants softmax synthesizer performer \
+    gmm_rks fastfood_rks lightweight_conv                                # [3]
 fi
 cat "$out"/{peers,startup,bf16,decode,runtime,synthesizer,kernels_encoder,kernels_decoder}.md \
   > "$out/benchmarks.md"
