@@ -87,6 +87,8 @@ def stage_table(records, names):
       "peak_rss_mib", "stages"), "%.0f", ratio=True))
   figures.append(harness.Figure("wall s", harness.field("wall_s", "stages"),
                                 "%.1f", ratio=True))
+  figures.append(harness.Figure("CPU s", harness.field("cpu_s", "stages"),
+                                "%.1f", ratio=True))
   return harness.table(records, names, figures, ["upstream"])
 
 
