@@ -96,7 +96,9 @@ def generate(batches, beams, decode_length):
       output = model.generate(
           random_ids(DEMO, generator), num_beams=beams, do_sample=False,
           max_new_tokens=decode_length, min_new_tokens=decode_length)
-      tokens += int((output[:, 1:] != 0).sum())  # drop the start token
+      # Every row runs decode_length steps (min = max new tokens); count
+      # steps, not non-padding ids (an untrained model may emit id 0).
+      tokens += output.shape[0] * (output.shape[1] - 1)  # no start token
   stage("last_step")
   harness.report(tokens=tokens, **figures)
 
