@@ -6,7 +6,7 @@
 # Resumable: after an interruption run the same command again; the JSON-lines
 # logs in OUT keep every finished run.
 #
-#   bash bench/run_all.sh [OUT]          # about 38 minutes on 2 idle cores
+#   bash bench/run_all.sh [OUT]          # about 40 minutes on 2 idle cores
 #   bash bench/run_all.sh --smoke [OUT]  # minimal settings: checks the scripts
 #                                        # (36 minutes at load 6-8, mostly start-up)
 #
@@ -43,10 +43,10 @@ if [ -n "$smoke" ]; then
     --variants softmax performer --min_seconds 0.1 --causal
 else
   # Estimated minutes on 2 idle cores in brackets, from the idle start-up
-  # and step times in BENCHMARKS.md and the notes: about 38 in all.
+  # and step times in BENCHMARKS.md and the notes: about 40 in all.
   measure peers peers --repeats 5 --short 5 --long 35                    # [10]
   measure startup startup --repeats 3                                    # [3]
-  measure bf16 bf16 --repeats 2 --steps 200 --log_every 50               # [5]
+  measure bf16 bf16 --repeats 2 --steps 200 --log_every 40               # [7]
   measure decode decode --repeats 2 --extra_batches 6                    # [5]
   measure runtime bench_runtime --repeats 2 --steps 40 --log_every 10    # [3]
   measure synthesizer bench_synthesizer --repeats 1 --lengths 128 2048   # [5]
