@@ -10,6 +10,7 @@ inputs a user can get wrong, turning each into a one-line error.
 
 import contextlib
 import difflib
+import functools
 import logging
 import os
 import signal
@@ -31,6 +32,7 @@ import tensorflow.compat.v1 as tf
 from mesh_tensorflow.transformer import utils as mtf_utils
 from t5.models import mesh_transformer
 from t5.models import mesh_transformer_main
+from mtf_synth import compat
 from mtf_synth import errors
 from mtf_synth.runtime import checkpoints
 from mtf_synth.runtime import cluster as cluster_lib
@@ -344,8 +346,10 @@ def preflight(cluster=None):
 
   Returns:
     this run's mode, its train_steps when that is an integer (or None), the
-    checkpoint steps it reads with the knob that names them, and the CPU
-    devices each task of the cluster needs (1 without a cluster).
+    checkpoint steps it reads with the knob that names them, the CPU
+    devices each task of the cluster needs (1 without a cluster), and the
+    slice/activation dtypes of a run off TPU ({argument: value}; empty on
+    TPU).
   """
   for module in FLAGS.module_import or []:
     __import__(module)
@@ -386,9 +390,25 @@ def _check_config(cluster):
                  FLAGS.train_steps if FLAGS.use_model_api
                  else _bound("utils.run.train_steps"))
   requested_steps = None if _trains(mode) else _requested_steps(mode)
+  variable_dtypes = {} if FLAGS.tpu else compat.off_tpu_variable_dtype()
+  _note_dtypes_off_tpu(variable_dtypes)
   gin.clear_config()
   return (mode, train_steps if _is_int(train_steps) else None,
-          requested_steps, cpus_per_task)
+          requested_steps, cpus_per_task, variable_dtypes)
+
+
+def _note_dtypes_off_tpu(variable_dtypes):
+  """One line per utils.get_variable_dtype binding that off TPU does not
+  run as configured (t5 binds float32 there; the knob says what runs)."""
+  for name, runs_as in sorted(variable_dtypes.items()):
+    configured = _bound("utils.get_variable_dtype." + name)
+    if configured is not None and (tf.as_dtype(configured) !=
+                                   tf.as_dtype(runs_as)):
+      print("mtf_synth: note: off TPU %s is %s, not the config's %s of "
+            "utils.get_variable_dtype; set mtf_synth.off_tpu_variable_dtype."
+            "%s to change it" % (name, tf.as_dtype(runs_as).name,
+                                 tf.as_dtype(configured).name, name),
+            file=sys.stderr)
 
 
 def _configure_gin():
@@ -442,9 +462,12 @@ def main(argv):
         "--use_model_api cannot run on a cluster (t5's MtfModel gives the "
         "mesh no devices, so it would all run on the chief): drop "
         "--use_model_api and set utils.run.mode, or run one process")
-  mode, train_steps, requested_steps, cpus_per_task = preflight(cluster)
+  (mode, train_steps, requested_steps, cpus_per_task,
+   variable_dtypes) = preflight(cluster)
+  run = functools.partial(_run, argv, mode, train_steps, requested_steps,
+                          variable_dtypes)
   if cluster is None:
-    _run(argv, mode, train_steps, requested_steps)
+    run()
     return
   cluster_lib.start_server(cluster, cpus_per_task)
   if not cluster.is_chief:
@@ -454,14 +477,14 @@ def main(argv):
       "the latest checkpoint is %s; restart every task with the same "
       "commands to resume" % tf.train.latest_checkpoint(model_dir)), 2)
   try:
-    _run(argv, mode, train_steps, requested_steps)
+    run()
   except BaseException:
     cluster_lib.notify_done(cluster, 1)
     raise
   cluster_lib.notify_done(cluster, 0)
 
 
-def _run(argv, mode, train_steps, requested_steps):
+def _run(argv, mode, train_steps, requested_steps, variable_dtypes):
   """The run of a single process, or of a cluster's chief."""
   model_dir = FLAGS.model_dir
   _check_model_dir(model_dir, create=_trains(mode))
@@ -474,7 +497,7 @@ def _run(argv, mode, train_steps, requested_steps):
       return
   elif mode in _READING_MODES or FLAGS.use_model_api:
     _check_checkpoints_exist(model_dir, requested_steps)
-  with _upstream_user_errors():
+  with _upstream_user_errors(), compat.variable_dtypes(variable_dtypes):
     # Runs on mtf_synth.runtime's Estimator (see runtime/__init__.py).
     mesh_transformer_main.main(argv)
 

@@ -7,12 +7,15 @@ that TensorFlow removed, pointing them at `mtf_synth.runtime`, which rebuilds
 the execution engine (the Estimator) that mesh TF and t5 run on.
 """
 
+import contextlib
 import functools
 import importlib.util
 import os
 import sys
 import types
 import warnings
+
+import gin
 
 _applied = False
 
@@ -222,6 +225,42 @@ def _mtf_model_finetune_takes_main_arguments(finetune):
          else checkpoint_steps), split=split)
 
   return finetune_with_main_arguments
+
+
+@gin.configurable("off_tpu_variable_dtype", module="mtf_synth")
+def off_tpu_variable_dtype(slice_dtype="float32", activation_dtype="float32"):
+  """The slice and activation dtypes of a run without --tpu (a gin knob).
+
+  Off TPU, t5's main and MtfModel.estimator bind utils.get_variable_dtype's
+  slice and activation dtypes to float32 after the user's gin is parsed
+  (over t5's decode gin files' bfloat16, meant for TPUs). These values are
+  used instead: float32 by default, as in t5; bfloat16 activations pay on
+  CPUs with AVX512-BF16 and on GPUs (BENCHMARKS.md).
+
+  Returns:
+    {"slice_dtype": ..., "activation_dtype": ...}
+  """
+  return {"slice_dtype": slice_dtype, "activation_dtype": activation_dtype}
+
+
+@contextlib.contextmanager
+def variable_dtypes(dtypes):
+  """mesh TF runs with `dtypes` (get_variable_dtype's arguments) meanwhile.
+
+  mesh TF reads the dtypes through utils.get_variable_dtype(), whose
+  arguments outrank the float32 that t5 binds off TPU.
+
+  Args:
+    dtypes: {"slice_dtype" / "activation_dtype": value}; empty: gin's.
+  """
+  from mesh_tensorflow.transformer import utils
+  original = utils.get_variable_dtype
+  if dtypes:
+    utils.get_variable_dtype = functools.partial(original, **dtypes)
+  try:
+    yield
+  finally:
+    utils.get_variable_dtype = original
 
 
 def _quiet_start():
