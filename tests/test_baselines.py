@@ -178,6 +178,20 @@ def test_linformer_rejects_decoders():
     run_logits(model, random_ids())
 
 
+@pytest.mark.parametrize("layer", [
+    lambda: conv_layer(mtf_synth.LightweightConvolution),
+    lambda: conv_layer(mtf_synth.DynamicConvolution),
+    lambda: mtf_synth.KernelAttention(kernel="performer", num_heads=2,
+                                      key_value_size=8)])
+def test_prefix_lms_are_refused(layer):
+  """input_full_attention: targets must not see later targets, and the
+  prefix must see all of itself; these layers have no form doing both."""
+  model = make_model([layer()], True)
+  model.input_full_attention = True
+  with pytest.raises(errors.UserError, match="no prefix-LM mode"):
+    run_logits(model, random_ids())
+
+
 @pytest.mark.parametrize("layer", [mtf_synth.LightweightConvolution,
                                    mtf_synth.DynamicConvolution])
 def test_convolution_heads_must_divide_d_model(layer):

@@ -8,7 +8,7 @@
   DynamicConvolution     the same with kernels predicted from each position.
 
 The convolutions are causal in decoders (`context.model.fully_autoregressive`:
-window x(t-K+1)..x(t)) and centred in encoders; they decode incrementally
+window x(t-K+1)..x(t)) and centred in encoders (prefix LMs are refused); they decode incrementally
 with mesh TF's Conv1D state (the last K inputs), so a decode step costs
 O(K d). Linformer's length projection mixes every position into every
 projected key, so it has no causal form and raises in decoders.
@@ -124,6 +124,13 @@ class _Convolution(transformer_layers.Conv1D):
         x, reduced_dims=[model_dim], new_dims=[model_dim],
         activation_functions=["linear", "sigmoid"],
         variable_dtype=context.variable_dtype, name="glu_input")
+    if context.model.autoregressive and not context.model.fully_autoregressive:
+      # A centred window would let targets see later targets, a causal one
+      # would ignore the prefix's full attention: neither is what was asked.
+      raise errors.UserError(
+          "%s has no prefix-LM mode: use it in encoders or in fully "
+          "autoregressive decoders (input_full_attention=False)"
+          % type(self).__name__)
     causal = context.model.fully_autoregressive
     if context.mode == "incremental":
       state = self.record_states_incremental_mode(context, x,
