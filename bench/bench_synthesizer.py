@@ -42,8 +42,9 @@ d_kv, n max_length = L here):
   the gather path (packed rows, or T5 models without positional embedding,
   where positions come from sequence_id): logits are then per example.
 - dense's rows W2 relu(W1 x + b1) cost B L H f n (f = d_kv here), the same
-  order as Q K^T, so dense is close to vanilla; factorized_dense tiles A and
-  B to n columns and multiplies them, also B H L n: about vanilla's cost.
+  order as Q K^T, so dense is close to vanilla; factorized_dense builds n
+  columns from A and B (column j = A[j mod a] B[j div a]), also B H L n:
+  about vanilla's cost.
 - factorized_random's R1 R2^T costs H L^2 k, batch-free like random, with
   2 H n k parameters (smallest memory at 2048).
 - mixtures compute every member's logits and keep them for the backward
