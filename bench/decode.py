@@ -11,11 +11,18 @@ output bytes per row column checks it). Each repeat decodes 1 batch, then
 1 + EXTRA batches, per variant; tokens/s is the extra tokens over the extra
 wall time, so start-up cancels.
 
-  python bench/decode.py [--extra_batches 3] [--repeats 3]
+  python bench/decode.py [--extra_batches 3] [--repeats 3] [--before REV]
+
+--before REV adds mtf_synth's rows as git revision REV decodes them
+(harness.revision_tree), interleaved with today's.
+
+bench/profiles.py traces one batch of these runs (BENCH_TRACE_OUT,
+BENCH_TRACE_RUNS; bench/step_stats.py).
 """
 
 import argparse
 import glob
+import json
 import os
 import random
 import string
@@ -34,9 +41,14 @@ QUIET = (("TF_CPP_MIN_LOG_LEVEL", "3"),)
 
 
 def mtf_synth(model_dir, *flags):
-  subprocess.run([sys.executable, "-m", "mtf_synth", "--model_dir=" +
-                  model_dir, *DEMO, *flags], check=True,
-                 env=dict(os.environ, **dict(QUIET)))
+  env = dict(os.environ, **dict(QUIET))
+  if os.environ.get("BENCH_TRACE_OUT"):  # bench/profiles.py traces a batch
+    flags += ("--module_import=step_stats",)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, (
+        env.get("PYTHONPATH"), harness.BENCH_DIR)))
+  # -P: mtf_synth from PYTHONPATH (a --before tree), not the working dir.
+  subprocess.run([sys.executable, "-P", "-m", "mtf_synth", "--model_dir=" +
+                  model_dir, *DEMO, *flags], check=True, env=env)
 
 
 def prepare(model_dir):
@@ -63,8 +75,12 @@ def infer(model_dir, batches, beams):
     (output,) = glob.glob(os.path.join(folder, "out*"))
     with open(output, encoding="utf-8", errors="replace") as f:
       decoded = f.read().splitlines()
+  figures = {}
+  if os.environ.get("BENCH_TRACE_OUT"):
+    with open(os.environ["BENCH_TRACE_OUT"]) as f:
+      figures["op_profile"] = json.load(f)
   harness.report(tokens=len(decoded) * LENGTH, mean_output_bytes=sum(
-      len(line.encode()) for line in decoded) / len(decoded))
+      len(line.encode()) for line in decoded) / len(decoded), **figures)
 
 
 def tokens_per_s(phases):
@@ -73,7 +89,7 @@ def tokens_per_s(phases):
           / (phases["long"]["wall_s"] - phases["short"]["wall_s"]))
 
 
-def runs(model_dir, torch_dir, extra_batches):
+def runs(model_dir, torch_dir, extra_batches, trees=()):
   def commands(batches):
     return {
         "mtf_synth greedy": (sys.executable, os.path.abspath(__file__),
@@ -87,16 +103,25 @@ def runs(model_dir, torch_dir, extra_batches):
                          "--beams=4"),
     }
   torch_env = QUIET + (("PYTHONPATH", torch_dir),)
-  return [harness.Run(name, command, phase,
-                      torch_env if name.startswith("hf") else QUIET)
-          for phase, batches in (("short", 1), ("long", 1 + extra_batches))
-          for name, command in commands(batches).items()]
+  all_runs = []
+  for phase, batches in (("short", 1), ("long", 1 + extra_batches)):
+    for name, command in commands(batches).items():
+      all_runs.append(harness.Run(name, command, phase, torch_env
+                                  if name.startswith("hf") else QUIET))
+      if name.startswith("mtf_synth"):
+        all_runs += [harness.Run("%s %s" % (name, label), command, phase,
+                                 QUIET + (("PYTHONPATH", folder),))
+                     for label, folder in trees]
+  return all_runs
 
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--extra_batches", type=int, default=3)
   parser.add_argument("--peers_dir", default=peers.PEERS_DIR)
+  parser.add_argument("--before", metavar="REV", action="append",
+                      default=[], help="also decode with git revision REV's "
+                      "mtf_synth (repeatable)")
   parser.add_argument("--infer", nargs=3, metavar=("MODEL_DIR", "BATCHES",
                                                    "BEAMS"),
                       help=argparse.SUPPRESS)
@@ -108,8 +133,9 @@ def main():
   model_dir = os.path.join(os.path.dirname(os.path.abspath(args.log)),
                            "decode_model")
   prepare(model_dir)
+  trees = [harness.revision_tree(revision) for revision in args.before]
   all_runs = runs(model_dir, os.path.join(args.peers_dir, "torch"),
-                  args.extra_batches)
+                  args.extra_batches, trees)
   records = harness.measure(all_runs, args.repeats, args.log)
   figures = [harness.Figure("tokens/s", tokens_per_s, "%.0f", ratio=True),
              harness.Figure("mean output bytes per row", harness.field(
@@ -119,8 +145,10 @@ def main():
            "row, one CPU device; tokens/s from 1 vs %d batches."
            % (BATCH, LENGTH, LENGTH, 1 + args.extra_batches), ""]
   for search in ("greedy", "beam 4"):
-    lines += harness.table(records, ["mtf_synth " + search, "hf_t5 " + search],
-                           figures, ["hf_t5 " + search]) + [""]
+    ours = ["mtf_synth " + search] + ["mtf_synth %s %s" % (search, label)
+                                      for label, _ in trees]
+    lines += harness.table(records, ours + ["hf_t5 " + search], figures,
+                           ["hf_t5 " + search] + ours[1:]) + [""]
   harness.write_markdown("\n".join(lines), args.markdown)
 
 

@@ -258,6 +258,26 @@ def provenance(records):
   return text + ")."
 
 
+def revision_tree(revision):
+  """git revision REV's mtf_synth/, tasks/ and gin/, extracted once under
+  runs/bench/trees/: (label "@SHA", folder). A benchmark runs the old code
+  with PYTHONPATH=folder (and python -P, so that the working tree, which is
+  the current directory, does not come first)."""
+  sha = subprocess.run(["git", "rev-parse", "--short", revision], cwd=REPO,
+                       capture_output=True, text=True,
+                       check=True).stdout.strip()
+  folder = os.path.join(DEFAULT_OUT, "trees", sha)
+  if not os.path.isdir(folder):
+    os.makedirs(folder + ".partial", exist_ok=True)
+    archive = subprocess.run(["git", "archive", sha, "mtf_synth", "tasks",
+                              "gin"], cwd=REPO, capture_output=True,
+                             check=True).stdout
+    subprocess.run(["tar", "-x", "-C", folder + ".partial"], input=archive,
+                   check=True)
+    os.rename(folder + ".partial", folder)
+  return "@" + sha, folder
+
+
 def write_markdown(text, path):
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   with open(path, "w") as out:

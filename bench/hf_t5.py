@@ -8,7 +8,8 @@ median step after the first two.
 
 generate: the demo model's size (bench/decode.py), BATCHES calls of
 `generate` of exactly --decode_length new tokens per row; reports the
-tokens generated.
+tokens generated. --profile_batch N: torch.profiler's op profile of the
+Nth call, reported as `op_profile` (bench/profiles.py).
 
 torch is not a project dependency: run with PYTHONPATH holding the torch of
 bench/setup_peers.sh.
@@ -18,6 +19,7 @@ bench/setup_peers.sh.
 """
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -87,15 +89,36 @@ def train(steps, device):
                  **figures)
 
 
-def generate(batches, beams, decode_length):
+@contextlib.contextmanager
+def op_profile(enabled):
+  """torch.profiler over the block, summarised as bench/step_stats.py does:
+  per op, its self CPU seconds and calls (the calling thread's)."""
+  if not enabled:
+    yield
+    return
+  start = time.perf_counter()
+  with torch.profiler.profile(
+      activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
+    yield
+  wall_s = time.perf_counter() - start
+  by_type = {event.key: [event.self_cpu_time_total / 1e6, event.count]
+             for event in profile.key_averages()}
+  figures["op_profile"] = {
+      "runs": 1, "wall_s": wall_s,
+      "op_s": sum(s for s, _ in by_type.values()),
+      "ops": sum(n for _, n in by_type.values()), "by_type": by_type}
+
+
+def generate(batches, beams, decode_length, profile_batch=0):
   model = t5(DEMO).eval()
   generator = torch.Generator().manual_seed(0)
   tokens = 0
   with torch.no_grad():
-    for _ in range(batches):
-      output = model.generate(
-          random_ids(DEMO, generator), num_beams=beams, do_sample=False,
-          max_new_tokens=decode_length, min_new_tokens=decode_length)
+    for batch in range(1, batches + 1):
+      with op_profile(batch == profile_batch):
+        output = model.generate(
+            random_ids(DEMO, generator), num_beams=beams, do_sample=False,
+            max_new_tokens=decode_length, min_new_tokens=decode_length)
       # Every row runs decode_length steps (min = max new tokens); count
       # steps, not non-padding ids (an untrained model may emit id 0).
       tokens += output.shape[0] * (output.shape[1] - 1)  # no start token
@@ -111,13 +134,14 @@ def main():
   parser.add_argument("--beams", type=int, default=1)
   parser.add_argument("--decode_length", type=int, default=DEMO["length"])
   parser.add_argument("--device", default="cpu")
+  parser.add_argument("--profile_batch", type=int, default=0)
   args = parser.parse_args()
   torch.set_num_threads(args.threads)
   figures["threads"] = args.threads
   if args.mode == "train":
     train(args.count, args.device)
   else:
-    generate(args.count, args.beams, args.decode_length)
+    generate(args.count, args.beams, args.decode_length, args.profile_batch)
 
 
 if __name__ == "__main__":

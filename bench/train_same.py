@@ -10,7 +10,8 @@ Reports (bench/harness.py) when each start-up stage ended, in seconds since
 launch, with the process's RSS there: imports, gin parsed, graph built,
 session created (variables initialised), first step, last step; the
 median time of the steps after the first two; on mtf_synth, the logged
-loss at each log interval.
+loss at each log interval. With BENCH_TRACE_RUNS="4,5" it also traces
+those steps and reports their op profile (bench/step_stats.py).
 
   python bench/train_same.py [--gin_file=bench/peer_model.gin] [BINDING...] STEPS
 """
@@ -40,6 +41,7 @@ if figures["runtime"] == "mtf_synth":
 import gin  # noqa: E402  pylint: disable=g-import-not-at-top
 import tensorflow.compat.v1 as tf  # noqa: E402  pylint: disable=g-import-not-at-top
 from mesh_tensorflow.transformer import utils  # noqa: E402  pylint: disable=g-import-not-at-top
+import step_stats  # noqa: E402  bench/step_stats.py  pylint: disable=g-import-not-at-top
 
 stage("imports")
 VOCAB_SIZE = 2048
@@ -99,18 +101,6 @@ class StageHook(tf.train.SessionRunHook):
       stage("first_step")
 
 
-def train_with_hook(hook):
-  """Adds `hook` to the Estimator's train call (upstream's or mtf_synth's)."""
-  estimator = utils.tpu_estimator.TPUEstimator
-  train = estimator.train
-
-  def train_with_stages(self, *args, **kwargs):
-    kwargs["hooks"] = list(kwargs.get("hooks") or []) + [hook]
-    return train(self, *args, **kwargs)
-
-  estimator.train = train_with_stages
-
-
 def main(argv):
   *flags, steps = argv[1:]
   steps = int(steps)
@@ -131,7 +121,11 @@ def main(argv):
       "run.iterations_per_loop = 1"] + bindings)
   stage("gin_parsed")
   hook = StageHook()
-  train_with_hook(hook)
+  step_stats.add_hook("train", hook)
+  trace = None
+  if step_stats.trace_runs():
+    trace = step_stats.TraceHook(step_stats.trace_runs())
+    step_stats.add_hook("train", trace)
   utils.run()  # pylint: disable=no-value-for-parameter
   stage("last_step")
   if figures["runtime"] == "mtf_synth":  # the loss at each log interval
@@ -139,6 +133,8 @@ def main(argv):
     figures["losses"] = {str(step): loss for step, loss in
                          scalars(model_dir, "loss").items()}
   shutil.rmtree(model_dir, ignore_errors=True)
+  if trace is not None:
+    figures["op_profile"] = step_stats.summary(trace.step_stats)
   step_times = [b - a for a, b in zip(hook.step_ends, hook.step_ends[1:])]
   harness.report(steps=steps,
                  step_median_s=(statistics.median(step_times[1:])

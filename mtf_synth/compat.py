@@ -5,11 +5,19 @@ called by `import mtf_synth` before anything imports mesh_tensorflow; it is
 idempotent and edits no installed file: it only adds the modules and names
 that TensorFlow removed, pointing them at `mtf_synth.runtime`, which rebuilds
 the execution engine (the Estimator) that mesh TF and t5 run on.
+
+It also keeps start-up small: what TensorFlow, tensorflow_text and t5 import
+only for code a run may never call (Keras 3, t5's metric packages) is imported
+on first use instead (`_DEFERRED_IMPORTS`), and the t5 patches are applied
+when t5 is imported, so `import mtf_synth` does not import t5.
 """
 
 import contextlib
+import contextvars
 import functools
+import importlib.abc
 import importlib.util
+import inspect
 import os
 import sys
 import types
@@ -27,6 +35,125 @@ def _install_module(name, module):
   parent = sys.modules.get(parent_name)
   if parent is not None:
     setattr(parent, child, module)
+
+
+class _DeferredModule(types.ModuleType):
+  """Stands in for a module until one of its attributes is read.
+
+  The first read imports the real module (the stand-in has left sys.modules
+  by then, or leaves it first) and copies its namespace into the stand-in,
+  so later reads are plain attribute reads.
+  """
+
+  def __getattr__(self, name):
+    module = self.__dict__.get("_mtf_synth_real")
+    if module is None:
+      if sys.modules.get(self.__name__) is self:
+        del sys.modules[self.__name__]
+      module = importlib.import_module(self.__name__)
+      self.__dict__.update(module.__dict__, _mtf_synth_real=module)
+    try:
+      return getattr(module, name)
+    except AttributeError:
+      # `import pkg.sub` bound the stand-in of pkg; sub may not be imported.
+      if not hasattr(module, "__path__"):
+        raise
+      return importlib.import_module(self.__name__ + "." + name)
+
+
+# Importer: modules it imports only for code a run may never call. While the
+# importer runs, `import NAME` gives a _DeferredModule, which imports the real
+# module on first use; afterwards sys.modules holds only real modules again.
+_DEFERRED_IMPORTS = {
+    # seqio uses tensorflow_text's ops; its __init__ also imports its Keras
+    # layers, and with them all of Keras 3 (scipy, sklearn, matplotlib, pandas).
+    "tensorflow_text": ("tensorflow_text.python.keras",),
+    # t5's metric functions, called only by a decode-and-score eval.
+    "t5.evaluation.metrics": ("rouge_score.rouge_scorer", "sklearn",
+                              "sklearn.metrics", "scipy", "scipy.stats"),
+    # seqio.dataset_providers reads pyglove in one function (hyper-values).
+    "seqio.dataset_providers": ("pyglove",),
+}
+# Importer: modules it imports in try/except ImportError for features no run
+# here uses; they are hidden (the import fails) while the importer runs, and
+# _tensorflow_optional_imports_when_used gives those features back.
+_HIDDEN_IMPORTS = {
+    "tensorflow": (
+        # TF 2.21's __init__ imports Keras 3 eagerly so that Keras optimizers
+        # register for SavedModel loading; TF's loader imports Keras itself
+        # when a SavedModel holds one, and tf.keras imports it on first use.
+        "keras.src.optimizers",
+        # TF's legacy Keras (under tf.compat.v1.layers) checks for scipy
+        # sparse arrays in Model.fit.
+        "scipy.sparse",
+        # TF Lite's converter from JAX functions.
+        "jax"),
+}
+
+
+@contextlib.contextmanager
+def _imports_deferred(importer):
+  """Meanwhile, `importer`'s deferred imports are stand-ins, hidden ones None."""
+  installed = {}
+  for name in _DEFERRED_IMPORTS.get(importer, ()):
+    if name not in sys.modules:
+      installed[name] = sys.modules[name] = _DeferredModule(name)
+  for name in _HIDDEN_IMPORTS.get(importer, ()):
+    if name not in sys.modules:
+      installed[name] = sys.modules[name] = None
+  try:
+    yield
+  finally:
+    for name, stand_in in installed.items():
+      if name in sys.modules and sys.modules[name] is stand_in:
+        del sys.modules[name]
+
+
+class _HookedLoader(importlib.abc.Loader):
+  """Executes a module with its deferred imports, then its after-import patch."""
+
+  def __init__(self, loader):
+    self._loader = loader
+
+  def create_module(self, spec):
+    return self._loader.create_module(spec)
+
+  def exec_module(self, module):
+    name = module.__name__
+    with _imports_deferred(name):
+      self._loader.exec_module(module)
+    module.__loader__ = module.__spec__.loader = self._loader
+    if name in _AFTER_IMPORT:
+      _AFTER_IMPORT[name](module)
+
+  def __getattr__(self, name):  # get_source, get_resource_reader, ...
+    return getattr(self._loader, name)
+
+
+class _ImportHooks(importlib.abc.MetaPathFinder):
+  """Finds the modules named in the tables above and hooks their loading."""
+
+  def find_spec(self, fullname, path, target=None):
+    if fullname not in _HOOKED_MODULES:
+      return None
+    for finder in sys.meta_path:
+      if finder is self or not hasattr(finder, "find_spec"):
+        continue
+      spec = finder.find_spec(fullname, path, target)
+      if spec is not None:
+        if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+          spec.loader = _HookedLoader(spec.loader)
+        return spec
+    return None
+
+
+def _install_import_hooks():
+  """Hooks the modules not imported yet; patches those that already are."""
+  if not any(isinstance(f, _ImportHooks) for f in sys.meta_path):
+    sys.meta_path.insert(0, _ImportHooks())
+  for name, patch in _AFTER_IMPORT.items():
+    if name in sys.modules:
+      patch(sys.modules[name])
 
 
 def _import_ortools_first():
@@ -167,6 +294,54 @@ def _scoring_model_fn(make_model_fn):
   return tpu_estimator_model_fn
 
 
+# Whether the model_fn being built runs on TPU (None: not known).
+_BUILDING_FOR_TPU = contextvars.ContextVar("mtf_synth_building_for_tpu",
+                                           default=None)
+
+
+def _model_fn_knows_tpu(make_model_fn):
+  # Lets graph-building patches (_beam_search_per_example_off_tpu) see the
+  # use_tpu that utils.run gave the model_fn.
+  signature = inspect.signature(make_model_fn)
+
+  def tpu_estimator_model_fn(*args, **kwargs):
+    use_tpu = bool(signature.bind(*args, **kwargs).arguments["use_tpu"])
+    model_fn = make_model_fn(*args, **kwargs)
+
+    @functools.wraps(model_fn)
+    def model_fn_knowing_tpu(*model_args, **model_kwargs):
+      token = _BUILDING_FOR_TPU.set(use_tpu)
+      try:
+        return model_fn(*model_args, **model_kwargs)
+      finally:
+        _BUILDING_FOR_TPU.reset(token)
+
+    return model_fn_knowing_tpu
+
+  return tpu_estimator_model_fn
+
+
+def _beam_search_per_example_off_tpu(beam_search):
+  # Unitransformer.beam_search always passes use_tpu=True, so with a layout
+  # and mesh shape (utils.run always gives them) beam search took TPU's
+  # shortcuts off TPU too: it gathered every decoder state (the attention
+  # caches) through one [batch x beam]^2 selector matmul instead of a
+  # [beam]^2 one per example, batch times the work (6.2 of a beam-4 demo
+  # decode's 6.4 s at batch 32, BENCHMARKS.md). Off TPU it gets no layout or
+  # mesh shape, which only those shortcuts read: it then gathers per example
+  # and takes the top 2 x beam over all of the vocabulary at once.
+  signature = inspect.signature(beam_search)
+
+  def beam_search_per_example(*args, **kwargs):
+    if _BUILDING_FOR_TPU.get() is False:
+      bound = signature.bind(*args, **kwargs)
+      bound.arguments["layout"] = bound.arguments["mesh_shape"] = None
+      args, kwargs = bound.args, bound.kwargs
+    return beam_search(*args, **kwargs)
+
+  return beam_search_per_example
+
+
 def _mtf_model_eval_creates_summary_dir(evaluate):
   # t5's MtfModel.eval writes <model_dir>/<split>_eval/<task>_targets without
   # creating the folder: fine on GCS (no folders), an error on local disks.
@@ -271,6 +446,85 @@ def _quiet_start():
                           category=UserWarning)
 
 
+def _tensorflow_optional_imports_when_used(tensorflow):
+  # With the imports of _HIDDEN_IMPORTS hidden, TF's modules set the names
+  # below to None; these stand-ins import the real function at first call.
+  del tensorflow
+  from tensorflow.lite.python import util as lite_util
+  from tensorflow.python.keras.engine import training_arrays_v1
+  from tensorflow.python.keras.engine import training_v1
+
+  def issparse(value):
+    try:
+      from scipy.sparse import issparse as scipy_issparse  # pylint: disable=g-import-not-at-top
+    except ImportError:
+      return False
+    return scipy_issparse(value)
+
+  def jit(*args, **kwargs):
+    from jax import jit as jax_jit  # pylint: disable=g-import-not-at-top
+    return jax_jit(*args, **kwargs)
+
+  for module in (training_arrays_v1, training_v1):
+    if module.issparse is None:
+      module.issparse = issparse
+  if lite_util._jit is None and importlib.util.find_spec("jax"):  # pylint: disable=protected-access
+    lite_util._jit = jit  # pylint: disable=protected-access
+    lite = sys.modules.get("tensorflow.lite.python.lite")
+    if lite is not None:
+      lite._jit = jit  # pylint: disable=protected-access
+
+
+def _sklearn_metric_checked_when_called(sklearn_metrics_wrapper):
+  # t5.data.glue_utils builds CoLA's metric at import through this wrapper,
+  # whose name check read sklearn.metrics, so every start imported
+  # scikit-learn (and pandas, scipy); the check now runs at the first call.
+  def wrapper_checked_when_called(metric_str, *args, **kwargs):
+    def metric_fn(targets, predictions):
+      return sklearn_metrics_wrapper(metric_str, *args, **kwargs)(
+          targets, predictions)
+
+    return metric_fn
+
+  return wrapper_checked_when_called
+
+
+def _patch_t5_metrics(metrics):
+  _patch_once(metrics, "sklearn_metrics_wrapper",
+              _sklearn_metric_checked_when_called)
+
+
+def _patch_mesh_tf_utils(utils):
+  _patch_once(utils, "write_lines_to_file", _decodes_written_as_text)
+  _patch_once(utils, "tpu_estimator_model_fn",
+              lambda make: _scoring_model_fn(_model_fn_knows_tpu(make)))
+
+
+def _patch_beam_search(beam_search_module):
+  _patch_once(beam_search_module, "beam_search",
+              _beam_search_per_example_off_tpu)
+
+
+def _patch_mtf_model(mtf_model):
+  model = mtf_model.MtfModel
+  _patch_once(model, "eval", _mtf_model_eval_creates_summary_dir)
+  _patch_once(model, "train", _mtf_model_train_schedule_knows_total_steps)
+  _patch_once(model, "finetune", _mtf_model_finetune_takes_main_arguments)
+
+
+# Module: its patch, applied as soon as the module is imported (or at once,
+# when it already is), so importing mtf_synth does not import t5.
+_AFTER_IMPORT = {
+    "tensorflow": _tensorflow_optional_imports_when_used,
+    "mesh_tensorflow.beam_search": _patch_beam_search,
+    "t5.evaluation.metrics": _patch_t5_metrics,
+    "mesh_tensorflow.transformer.utils": _patch_mesh_tf_utils,
+    "t5.models.mtf_model": _patch_mtf_model,
+}
+_HOOKED_MODULES = frozenset(_DEFERRED_IMPORTS) | frozenset(
+    _HIDDEN_IMPORTS) | frozenset(_AFTER_IMPORT)
+
+
 def apply():
   """Applies every patch once; later calls do nothing."""
   global _applied
@@ -278,16 +532,9 @@ def apply():
     return
   _quiet_start()
   _import_ortools_first()
+  _install_import_hooks()  # before anything below imports TensorFlow
   _estimator_modules()  # mesh TF's TPUEstimator is now runtime/estimator.py
   _tensor_conversion_registry()
   _t5_without_torch()
   _contrib_image()
   _applied = True
-  from mesh_tensorflow.transformer import utils
-  from t5.models import mtf_model
-  _patch_once(utils, "write_lines_to_file", _decodes_written_as_text)
-  _patch_once(utils, "tpu_estimator_model_fn", _scoring_model_fn)
-  model = mtf_model.MtfModel
-  _patch_once(model, "eval", _mtf_model_eval_creates_summary_dir)
-  _patch_once(model, "train", _mtf_model_train_schedule_knows_total_steps)
-  _patch_once(model, "finetune", _mtf_model_finetune_takes_main_arguments)

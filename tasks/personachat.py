@@ -26,9 +26,6 @@ import numpy as np
 import sacrebleu
 import seqio
 import tensorflow as tf
-from nltk.stem.porter import PorterStemmer
-from nltk.translate import meteor_score
-from sklearn.feature_extraction.text import TfidfVectorizer
 from t5.evaluation import metrics
 
 from tasks import registry
@@ -112,6 +109,10 @@ def _wordnet():
 
 def meteor(targets: Sequence[str], predictions: Sequence[str]):
   """Mean sentence METEOR x 100 (nltk); see the module docstring for WordNet."""
+  # nltk and scikit-learn are imported by the metrics that use them: every
+  # command imports the task registry, few score PersonaChat.
+  from nltk.stem.porter import PorterStemmer  # pylint: disable=g-import-not-at-top
+  from nltk.translate import meteor_score  # pylint: disable=g-import-not-at-top
   wordnet, key = _wordnet()
   stemmer = PorterStemmer()
   scores = [meteor_score.meteor_score([t.split()], p.split(), wordnet=wordnet,
@@ -122,6 +123,7 @@ def meteor(targets: Sequence[str], predictions: Sequence[str]):
 
 def cider_tfidf(targets: Sequence[str], predictions: Sequence[str]):
   """CIDEr substitute: mean over n=1..4 of TF-IDF n-gram cosine, x 10."""
+  from sklearn.feature_extraction.text import TfidfVectorizer  # pylint: disable=g-import-not-at-top
   per_order = []
   for n in range(1, 5):
     vectorizer = TfidfVectorizer(ngram_range=(n, n), lowercase=True,

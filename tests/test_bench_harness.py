@@ -112,3 +112,29 @@ def test_a_repeat_missing_a_phase_or_figure_is_left_out():
   first = harness.Figure("first", harness.field("first_step_s", "long"))
   assert harness.per_repeat(records, "a", first) == {}
   assert harness.median_range([]) == "-"
+
+
+def test_step_stats_summary_adds_op_types_and_keeps_the_busiest_nodes():
+  import step_stats  # pylint: disable=g-import-not-at-top  (imports TF)
+  from tensorflow.core.framework import step_stats_pb2  # pylint: disable=g-import-not-at-top
+
+  def traced_run(offset):
+    stats = step_stats_pb2.StepStats()
+    device = stats.dev_stats.add(device="/cpu:0")
+    for name, op, start, micros in (("a/MatMul", "MatMul", 0, 300),
+                                    ("b/MatMul", "MatMul", 300, 100),
+                                    ("c/Add", "AddV2", 400, 200)):
+      node = device.node_stats.add(
+          node_name=name, timeline_label="%s = %s(x, y)" % (name, op),
+          all_start_micros=offset + start, all_end_rel_micros=micros)
+      node.output.add().tensor_description.shape.dim.add(size=4)
+    return stats
+
+  summary = step_stats.summary([traced_run(0), traced_run(10 ** 6)])
+  assert summary["runs"] == 2
+  assert abs(summary["wall_s"] - 600e-6) < 1e-12  # per run
+  assert abs(summary["op_s"] - 600e-6) < 1e-12
+  assert summary["by_type"]["MatMul"][1] == 2  # executions per run
+  assert abs(summary["by_type"]["MatMul"][0] - 400e-6) < 1e-12
+  assert summary["top_nodes"][0][0] == "a/MatMul"
+  assert summary["top_nodes"][0][2] == [[4], "MatMul"]
