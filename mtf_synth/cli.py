@@ -9,12 +9,14 @@ inputs a user can get wrong, turning each into a one-line error.
 
 
 import contextlib
+import ctypes
 import difflib
 import functools
 import logging
 import os
 import signal
 import sys
+import tempfile
 import tokenize
 import traceback
 import uuid
@@ -313,29 +315,36 @@ def _check_model_dir(model_dir, create):
         "to" % (model_dir, " ".join(str(e).split()))) from e
 
 
-def _parse_gin():
-  """Parses mesh TF's defaults, then the command's gin files and bindings.
-
-  The one place the command line parses gin: gin's errors here (syntax,
-  unknown configurable or parameter, missing file) are the user's.
-  """
+@contextlib.contextmanager
+def gin_parse_errors(error_type=errors.UserError):
+  """gin's errors while parsing a config (syntax, unknown configurable or
+  parameter, missing file) are the user's: each becomes an `error_type`
+  naming the fix. Only around parsing: where configurables are called, a
+  ValueError may be a bug."""
   try:
+    yield
+  except (SyntaxError, tokenize.TokenError) as e:
+    raise error_type("gin cannot parse the config (%s): fix that line"
+                     % _one_line(e)) from e
+  except OSError as e:
+    raise error_type("%s (gin files are searched in: %s)" % (
+        _one_line(e), ", ".join(_gin_search_dirs()))) from e
+  except ValueError as e:
+    raise error_type(
+        "%s (check the spelling, or import the module defining it with "
+        "--module_import or an `import` line in the gin file)" %
+        _one_line(e)) from e
+
+
+def _parse_gin():
+  """Parses mesh TF's defaults, then the command's gin files and bindings
+  (the one place the command line parses gin)."""
+  with gin_parse_errors():
     mtf_utils.parse_gin_defaults_and_flags(
         skip_unknown=(FLAGS.skip_all_gin_unknowns or (
             mesh_transformer.DEPRECATED_GIN_REFERENCES +
             tuple(FLAGS.additional_deprecated_gin_references))),
         finalize_config=False)
-  except (SyntaxError, tokenize.TokenError) as e:
-    raise errors.UserError("gin cannot parse the config (%s): fix that line"
-                           % _one_line(e)) from e
-  except OSError as e:
-    raise errors.UserError("%s (gin files are searched in: %s)" % (
-        _one_line(e), ", ".join(_gin_search_dirs()))) from e
-  except ValueError as e:
-    raise errors.UserError(
-        "%s (check the spelling, or import the module defining it with "
-        "--module_import or an `import` line in the gin file)" %
-        _one_line(e)) from e
 
 
 def preflight(cluster=None):
@@ -560,6 +569,50 @@ class _DropMissingGinPathNoise(logging.Filter):
                 and record.msg.startswith("Path not found"))
 
 
+def _has_cuda_driver():
+  """Whether this machine has the CUDA driver library (GPUs may work)."""
+  try:
+    ctypes.CDLL("libcuda.so.1")
+  except OSError:
+    return False
+  return True
+
+
+@contextlib.contextmanager
+def _native_stderr_without(text):
+  """Drops the lines holding `text` from what is written to file descriptor
+  2 meanwhile (TF's C++ logging writes there, past Python's sys.stderr);
+  the other lines are written after, in order."""
+  sys.stderr.flush()
+  saved = os.dup(2)
+  with tempfile.TemporaryFile() as captured:
+    os.dup2(captured.fileno(), 2)
+    try:
+      yield
+    finally:
+      sys.stderr.flush()
+      os.dup2(saved, 2)
+      os.close(saved)
+      captured.seek(0)
+      for line in captured:
+        if text not in line:
+          os.write(2, line)
+
+
+def _start_gpu_platform_quietly():
+  """Starts TF's GPU platform (it lists the GPUs) once, up front.
+
+  On a machine without a CUDA driver that start prints an E-level "failed
+  call to cuInit" line, which TF_CPP_MIN_LOG_LEVEL below 3 keeps; TF has
+  already said at import that there is no driver and GPUs are not used, so
+  the line is dropped. With a driver the line is a real failure and stays.
+  """
+  if _has_cuda_driver():
+    return
+  with _native_stderr_without(b"failed call to cuInit"):
+    tf.config.list_physical_devices("GPU")
+
+
 def console_main():
   if len(sys.argv) == 1:
     sys.stderr.write(USAGE)
@@ -568,6 +621,7 @@ def console_main():
     FLAGS.register_key_flag_for_module(sys.argv[0], FLAGS[name])
   logging.getLogger().addFilter(_DropMissingGinPathNoise())
   tf.disable_v2_behavior()
+  _start_gpu_platform_quietly()
   tf.logging.set_verbosity(tf.logging.INFO)
   app.run(_run_with_one_line_errors)
 

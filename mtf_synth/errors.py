@@ -51,6 +51,11 @@ class ClusterError(UserError):
   """The cluster cannot be set up or lost a task."""
 
 
+class ConversionError(UserError):
+  """A Hugging Face T5 checkpoint or configuration that mtf_synth.hf_t5
+  cannot convert faithfully (or a model it cannot export)."""
+
+
 class Interrupted(Exception):
   """SIGINT / SIGTERM stopped the run (training saves its step first)."""
 

@@ -32,6 +32,7 @@ import json
 import os
 import re
 import sys
+import tempfile
 
 import mtf_synth  # noqa: F401  (compat patches first)  pylint: disable=unused-import
 
@@ -41,8 +42,11 @@ from mesh_tensorflow.transformer import transformer
 from mesh_tensorflow.transformer import transformer_layers
 from mesh_tensorflow.transformer import utils as mtf_utils
 import numpy as np
+import safetensors
 from safetensors import numpy as safetensors_numpy
 import tensorflow.compat.v1 as tf
+
+from mtf_synth import errors
 
 GIN_FILE = "model.gin"
 _CHECKPOINT_PREFIX = "model.ckpt"
@@ -96,8 +100,9 @@ _IGNORED_HF_NAMES = _EMBEDDING_COPIES + (
 _VOCAB_VARIABLES = ("shared/embedding", "decoder/logits/kernel")
 
 
-class ConversionError(ValueError):
-  """A checkpoint or configuration the converter cannot convert faithfully."""
+# A checkpoint or configuration the converter cannot convert faithfully: a
+# user error (one line, exit 2, from the command line).
+ConversionError = errors.ConversionError
 
 
 def hf_name(mtf_name):
@@ -373,10 +378,11 @@ def gin_model(gin_files, gin_params, vocab_size):
   with gin.unlock_config():
     gin.clear_config()
     try:
-      gin.parse_config_file(os.path.join(
-          os.path.dirname(mtf_utils.__file__), "gin", "defaults.gin"))
-      gin.parse_config_files_and_bindings(
-          gin_files, list(gin_params))
+      with cli.gin_parse_errors(ConversionError):
+        gin.parse_config_file(os.path.join(
+            os.path.dirname(mtf_utils.__file__), "gin", "defaults.gin"))
+        gin.parse_config_files_and_bindings(
+            gin_files, list(gin_params))
       yield transformer.make_bitransformer(input_vocab_size=vocab_size,
                                            output_vocab_size=vocab_size)
     finally:
@@ -462,7 +468,12 @@ def read_hf_weights(hf_dir):
                           % hf_dir)
   weights = {}
   for path in files:
-    weights.update(load(path))
+    try:
+      weights.update(load(path))
+    except (OSError, safetensors.SafetensorError) as e:
+      raise ConversionError("%s cannot be read (%s): give a complete "
+                            "transformers weights file" % (
+                                path, " ".join(str(e).split()))) from e
   return {k: np.asarray(v, np.float32) for k, v in weights.items()}
 
 
@@ -500,18 +511,25 @@ def import_hf_t5(hf_dir, output_dir, gin_files=(), gin_params=(), seed=0):
     raise ConversionError("%s has no config.json: pass a transformers T5 "
                           "model directory" % hf_dir)
   with open(config_path) as f:
-    config = json.load(f)
+    try:
+      config = json.load(f)
+    except ValueError as e:
+      raise ConversionError("%s is not JSON (%s): give transformers' "
+                            "config.json" % (config_path, e)) from e
   weights = read_hf_weights(hf_dir)
   if "shared.weight" not in weights:
     raise ConversionError("%s has no shared.weight: not a T5 checkpoint" %
                           hf_dir)
   architecture = T5Architecture.from_hf_config(
       config, _lm_head_is_embedding(weights))
-  tf.io.gfile.makedirs(output_dir)
-  gin_path = os.path.join(output_dir, GIN_FILE)
-  with open(gin_path, "w") as f:
-    f.write(architecture.gin(hf_dir, gin_files, gin_params))
-  values = model_variables([gin_path], [], architecture.vocab_size, seed)
+  gin_text = architecture.gin(hf_dir, gin_files, gin_params)
+  # Built from a scratch copy of the gin: a failed import writes nothing.
+  with tempfile.TemporaryDirectory() as scratch:
+    scratch_gin = os.path.join(scratch, GIN_FILE)
+    with open(scratch_gin, "w") as f:
+      f.write(gin_text)
+    values = model_variables([scratch_gin], [], architecture.vocab_size,
+                             seed)
   converted, fresh = [], []
   for name in sorted(values):
     source = hf_name(vanilla_name(name))
@@ -528,8 +546,24 @@ def import_hf_t5(hf_dir, output_dir, gin_files=(), gin_params=(), seed=0):
   ignored = set(_IGNORED_HF_NAMES) | (
       {"lm_head.weight"} if architecture.tied else set())
   unused = sorted(set(weights) - used - ignored)
-  checkpoint = write_checkpoint(values, output_dir)
+  gin_path = os.path.join(output_dir, GIN_FILE)
+  with _writing(output_dir):
+    tf.io.gfile.makedirs(output_dir)
+    with open(gin_path, "w") as f:
+      f.write(gin_text)
+    checkpoint = write_checkpoint(values, output_dir)
   return ImportReport(checkpoint, gin_path, converted, fresh, unused)
+
+
+@contextlib.contextmanager
+def _writing(output_dir):
+  """A folder that cannot be written is the user's to fix."""
+  try:
+    yield
+  except (OSError, tf.errors.OpError) as e:
+    raise ConversionError("cannot write to %s (%s): pass an output folder "
+                          "you can write to" % (output_dir, " ".join(
+                              str(getattr(e, "message", e)).split()))) from e
 
 
 def write_checkpoint(values, output_dir, step=0):
@@ -556,7 +590,13 @@ def read_checkpoint(checkpoint):
     if latest is None:
       raise ConversionError("%s has no checkpoint" % checkpoint)
     checkpoint = latest
-  reader = tf.train.load_checkpoint(checkpoint)
+  try:
+    reader = tf.train.load_checkpoint(checkpoint)
+  except (ValueError, tf.errors.OpError) as e:
+    raise ConversionError(
+        "no checkpoint at %s (%s): pass a model_dir or a checkpoint prefix "
+        "such as MODEL_DIR/model.ckpt-1000" % (checkpoint, " ".join(
+            str(getattr(e, "message", e)).split()))) from e
   return {name: reader.get_tensor(name)
           for name in reader.get_variable_to_shape_map()}
 
@@ -614,14 +654,16 @@ def export_hf_t5(checkpoint, output_dir, gin_files=None, gin_params=()):
     raise ConversionError(
         "the checkpoint does not match the gin model at %s: check the gin "
         "files" % ", ".join(mismatched[:3]))
-  tf.io.gfile.makedirs(output_dir)
-  with open(os.path.join(output_dir, "config.json"), "w") as f:
-    json.dump(architecture.hf_config(), f, indent=2, sort_keys=True)
-  safetensors_numpy.save_file(
-      {hf_name(name): np.ascontiguousarray(_to_hf(name, value), np.float32)
-       for name, value in values.items()},
-      os.path.join(output_dir, "model.safetensors"),
-      metadata={"format": "pt"})
+  with _writing(output_dir):
+    tf.io.gfile.makedirs(output_dir)
+    with open(os.path.join(output_dir, "config.json"), "w") as f:
+      json.dump(architecture.hf_config(), f, indent=2, sort_keys=True)
+    safetensors_numpy.save_file(
+        {hf_name(name): np.ascontiguousarray(_to_hf(name, value),
+                                             np.float32)
+         for name, value in values.items()},
+        os.path.join(output_dir, "model.safetensors"),
+        metadata={"format": "pt"})
   return architecture
 
 
@@ -672,10 +714,10 @@ def main(argv=None):
                                   args.gin_param)
       print("wrote %s/config.json and model.safetensors (%s)" % (
           args.hf_dir, architecture))
-  except (ValueError, OSError) as e:  # ConversionError, gin, missing files
+  except errors.UserError as e:  # anything else is a bug: its traceback
     if os.environ.get("MTF_SYNTH_TRACEBACK"):
       raise
-    print("mtf_synth.hf_t5: error: %s" % str(e).strip().splitlines()[0],
+    print("mtf_synth.hf_t5: error: %s" % " ".join(str(e).split()),
           file=sys.stderr)
     sys.exit(2)
 

@@ -245,6 +245,47 @@ def test_command_line_refuses_synthesizer_checkpoint(mixture, tmp_path):
   assert "only vanilla-attention T5 models export" in errors[0]
 
 
+def _main_error(capsys, argv):
+  """The one `mtf_synth.hf_t5: error:` line of a command that exits 2."""
+  with pytest.raises(SystemExit) as raised:
+    hf_t5.main(argv)
+  assert raised.value.code == 2
+  err = capsys.readouterr().err
+  assert err.count("\n") == 1 and err.startswith("mtf_synth.hf_t5: error: ")
+  return err
+
+
+def test_command_line_user_errors_are_one_line(imported, tmp_path, capsys):
+  _, _, hf_dir, report = imported
+  model_dir = os.path.dirname(report.checkpoint)
+  assert "has no config.json" in _main_error(
+      capsys, ["import", str(tmp_path / "absent"), str(tmp_path / "a")])
+  assert "gin cannot parse the config" in _main_error(
+      capsys, ["import", hf_dir, str(tmp_path / "b"),
+               "--gin_param=d_model = (16"])
+  assert "no checkpoint at %s" % (tmp_path / "absent") in _main_error(
+      capsys, ["export", str(tmp_path / "absent"), str(tmp_path / "c")])
+  blocker = tmp_path / "a_file"
+  blocker.write_text("")
+  assert "cannot write to %s" % (blocker / "hf") in _main_error(
+      capsys, ["export", model_dir, str(blocker / "hf")])
+  (tmp_path / "corrupt").mkdir()
+  (tmp_path / "corrupt" / "config.json").write_text("{}")
+  (tmp_path / "corrupt" / "model.safetensors").write_bytes(b"\x00" * 7)
+  assert "model.safetensors cannot be read" in _main_error(
+      capsys, ["import", str(tmp_path / "corrupt"), str(tmp_path / "d")])
+  for output in "abd":  # a failed import writes nothing
+    assert not (tmp_path / output).exists(), output
+
+
+def test_command_line_bugs_keep_their_traceback(monkeypatch, tmp_path):
+  def bug(*unused_args):
+    raise KeyError("a bug, not the user's")
+  monkeypatch.setattr(hf_t5, "import_hf_t5", bug)
+  with pytest.raises(KeyError, match="a bug"):
+    hf_t5.main(["import", str(tmp_path), str(tmp_path / "out")])
+
+
 @pytest.mark.parametrize("change, message", [
     ({"feed_forward_proj": "gelu"}, "feed_forward_proj 'gelu'"),
     ({"relative_attention_max_distance": 64}, "max_distance"),
@@ -339,6 +380,27 @@ def test_logits_match_transformers_both_ways(layout, tmp_path):
       str(tmp_path / "back")).eval()
   np.testing.assert_allclose(transformers_logits(torch, back), expected,
                              atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+def test_pytorch_bin_imports_as_safetensors_do(layout, tmp_path):
+  """transformers 4's pytorch_model.bin (the state dict, embedding copies
+  and tied lm_head included) gives the checkpoint safetensors give."""
+  torch = pytest.importorskip("torch")
+  transformers = pytest.importorskip("transformers")
+  model = random_transformers_t5(torch, transformers, layout)
+  model.save_pretrained(str(tmp_path / "safetensors"))
+  os.makedirs(tmp_path / "bin")
+  model.config.to_json_file(str(tmp_path / "bin" / "config.json"))
+  torch.save(model.state_dict(), str(tmp_path / "bin" / "pytorch_model.bin"))
+  from_bin = hf_t5.import_hf_t5(str(tmp_path / "bin"), str(tmp_path / "a"))
+  from_safetensors = hf_t5.import_hf_t5(str(tmp_path / "safetensors"),
+                                        str(tmp_path / "b"))
+  assert from_bin.unused == []
+  first, second = read(from_bin.checkpoint), read(from_safetensors.checkpoint)
+  assert sorted(first) == sorted(second)
+  for name in first:
+    np.testing.assert_array_equal(first[name], second[name], err_msg=name)
 
 
 @pytest.mark.slow
