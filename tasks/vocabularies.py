@@ -49,7 +49,12 @@ class UserSentencePieceVocabulary(seqio.SentencePieceVocabulary):
     return sentencepiece_model_path(self._fixed_path)
 
   def _model_context(self):
-    self._sentencepiece_model_file = self.sentencepiece_model_file
+    path = self.sentencepiece_model_file
+    if path != self._sentencepiece_model_file:
+      # Another file than the loaded one (gin or the environment changed,
+      # e.g. between tests): seqio would keep serving the first.
+      self._model = None
+      self._sentencepiece_model_file = path
     return super()._model_context()
 
   def __eq__(self, other):

@@ -79,6 +79,27 @@ def test_every_gin_file_is_used_and_exists():
   assert on_disk - used - included == set()
 
 
+def test_small_linformer_projects_below_the_length():
+  """The row file sets the paper's k = 256; the small column's after-row
+  file must win (k < n = 256), in the train and the eval command."""
+  import gin  # pylint: disable=g-import-not-at-top
+  search_path, _ = cli.gin_search_path_and_files(())
+  for path in search_path:
+    gin.add_config_file_search_path(path)
+  for command in commands("synth_linformer", "small", "--rows=linformer"):
+    files = [a.split("=", 1)[1] for a in command
+             if a.startswith("--gin_file=")]
+    gin.clear_config()
+    try:
+      gin.parse_config_files_and_bindings(files, [], finalize_config=False,
+                                          skip_unknown=True)
+      k = gin.query_parameter("Linformer.projected_length")
+      length = gin.query_parameter("utils.run.sequence_length")["inputs"]
+    finally:
+      gin.clear_config()
+    assert k < length, (k, length)
+
+
 def test_dry_run_prints_commands_and_passes_flags_through(capsys):
   tables.main(["synth_mt_lm", "--scale=paper", "--dry_run",
                "--model_dir_root=/tmp/root", "--tpu=my-tpu",
@@ -229,6 +250,51 @@ def test_finished_cell_with_changed_gin_is_stale_not_reused(tmp_path,
   (gin_dir / "sizes.gin").write_text("num_layers = 2\n")  # back as it ran
   assert cells.run_cell(table, "random", table.mini[0], steps(),
                          log=lambda _: None)["status"] == "ok"
+
+
+def test_interrupted_cell_resumes_only_with_the_same_commands(tmp_path,
+                                                              monkeypatch):
+  """A cell records its fingerprint before training: interrupted, it resumes
+  next time; a folder with a checkpoint of other (or unrecorded) commands is
+  stale and left as it is."""
+  table = specs.TABLES["synth_c4"]
+  column = table.mini[0]
+  monkeypatch.setattr(metrics, "collect_metrics",
+                      lambda c, d: {"loss": 1.0, "steps_per_sec": 2.0})
+  model_dir = tmp_path / "cell"
+  steps = [fake_step(str(model_dir), ok=True)]
+  seen = []
+
+  def interrupted(*args, **kwargs):
+    seen.append(json.loads((model_dir / "result.json").read_text()))
+    (model_dir / "checkpoint").write_text("model.ckpt-100")
+    raise KeyboardInterrupt
+
+  monkeypatch.setattr(cells.subprocess, "call", interrupted)
+  with pytest.raises(KeyboardInterrupt):
+    cells.run_cell(table, "random", column, steps, log=lambda _: None)
+  assert seen[0]["status"] == "running"
+  assert seen[0]["fingerprint"] == planning.cell_fingerprint(steps)
+  monkeypatch.setattr(cells.subprocess, "call", lambda *a, **k: 0)
+  resumed = cells.run_cell(table, "random", column, steps, log=lambda _: None)
+  assert resumed["status"] == "ok"
+
+  # A checkpoint but no result.json (a run from before cells recorded one).
+  legacy = tmp_path / "legacy"
+  legacy.mkdir()
+  (legacy / "checkpoint").write_text("model.ckpt-0")
+  monkeypatch.setattr(cells.subprocess, "call", None)  # must not be called
+  stale = cells.run_cell(table, "random", column,
+                         [fake_step(str(legacy), ok=True)], log=lambda _: None)
+  assert stale["status"] == "stale"
+  assert str(legacy) in stale["error"]
+  assert not (legacy / "result.json").exists()
+  # Interrupted with other commands: stale too.
+  (legacy / "result.json").write_text(json.dumps(
+      {"status": "running", "fingerprint": "other"}))
+  assert cells.run_cell(table, "random", column,
+                        [fake_step(str(legacy), ok=True)],
+                        log=lambda _: None)["status"] == "stale"
 
 
 def test_report_only_in_a_fresh_clone_keeps_the_committed_table(tmp_path):

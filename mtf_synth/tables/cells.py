@@ -25,28 +25,56 @@ def load_result(model_dir):
     return None
 
 
+def has_run_outputs(model_dir):
+  """Whether a run left a checkpoint or event files in `model_dir`."""
+  return any(name == "checkpoint" or name.startswith("events.out.")
+             for _, _, names in os.walk(model_dir) for name in names)
+
+
+def _stale(done, model_dir, why):
+  return dict(done or {}, status="stale", error=(
+      "%s; move or delete %s (or pass another --model_dir_root) to run it "
+      "again" % (why, model_dir)))
+
+
 def run_cell(table, row, column, steps, log=print):
-  """Runs a cell's steps unless result.json says it finished; returns it."""
+  """Runs a cell's steps unless result.json says it finished; returns it.
+
+  A cell started with these commands and gin files and interrupted (result
+  "running" or "failed") resumes from its checkpoint; outputs of other
+  commands (or of a run that recorded none) are stale, never resumed.
+  """
   model_dir = steps[-1].model_dir
   # Before the pre-training checkpoint's name is filled in.
   fingerprint = planning.cell_fingerprint(steps)
   done = load_result(model_dir)
+  stale = None
   if done and done.get("status") == "ok":
     if done.get("fingerprint", fingerprint) != fingerprint:
-      done.update(status="stale", error=(
-          "finished with other commands or gin files than these; delete %s "
-          "(or pass another --model_dir_root) to run it again" % model_dir))
-      log("  %s/%s: stale: %s" % (row, column.name, done["error"]))
+      stale = _stale(done, model_dir, "finished with other commands or gin "
+                     "files than these")
+    else:
+      log("  %s/%s: finished before, skipped" % (row, column.name))
+      # As the current extraction reads them.
+      done["metrics"] = metrics.collect_metrics(column, model_dir)
       return done
-    log("  %s/%s: finished before, skipped" % (row, column.name))
-    # As the current extraction reads them.
-    done["metrics"] = metrics.collect_metrics(column, model_dir)
-    return done
+  elif has_run_outputs(model_dir) and (
+      (done or {}).get("fingerprint") != fingerprint):
+    stale = _stale(done, model_dir, "holds a checkpoint or events of other "
+                   "commands or gin files than these (or of a run that "
+                   "recorded none)")
+  if stale:
+    log("  %s/%s: stale: %s" % (row, column.name, stale["error"]))
+    return stale
   os.makedirs(model_dir, exist_ok=True)
   started = time.time()
   result = {"table": table.name, "row": row, "column": column.name,
-            "status": "ok", "metrics": {}, "commands": [],
+            "status": "running", "metrics": {}, "commands": [],
             "fingerprint": fingerprint}
+  # Recorded before training, so an interrupted run resumes next time.
+  with open(result_path(model_dir), "w") as f:
+    json.dump(result, f, indent=1)
+  result["status"] = "ok"
   env = dict(os.environ)
   env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   for step in steps:
