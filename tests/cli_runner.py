@@ -40,12 +40,13 @@ def environment():
   return env
 
 
-def mtf_synth(model_dir, *args, timeout=600, cwd=None):
-  """Runs `python -m mtf_synth` (see `command`); returns the
-  CompletedProcess, its output as text."""
+def mtf_synth(model_dir, *args, timeout=600, cwd=None, env=None):
+  """Runs `python -m mtf_synth` (see `command`; `env`: variables to set
+  beside `environment()`'s); returns the CompletedProcess, its output as
+  text."""
   return subprocess.run(command(model_dir, *args), capture_output=True,
-                        text=True, env=environment(), timeout=timeout,
-                        cwd=cwd, check=False)
+                        text=True, env=dict(environment(), **(env or {})),
+                        timeout=timeout, cwd=cwd, check=False)
 
 
 def train_tiny_t5(model_dir, *params):

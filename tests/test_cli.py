@@ -119,6 +119,8 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
   resumed = mtf_synth(interrupted, *args)
   assert resumed.returncode == 0, resumed.stderr[-3000:]
   assert "Skipping" in resumed.stderr  # the data position is restored
+  # The killed trainer's lock is stale: taken over with a warning.
+  assert "taking over the stale lock" in resumed.stderr
   straight = mtf_synth(uninterrupted, *args)
   assert straight.returncode == 0, straight.stderr[-3000:]
   for model_dir in (interrupted, uninterrupted):

@@ -14,6 +14,7 @@ import os
 import random
 import signal
 import subprocess
+import threading
 import time
 
 import numpy as np
@@ -21,8 +22,11 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from cli_runner import T5_TINY_ON_DEMO, checkpoint_digest, mtf_synth
-from cli_runner import start_mtf_synth, train_tiny_t5
+from cli_runner import start_mtf_synth
+from mtf_synth import cli
+from mtf_synth import errors
 from mtf_synth.runtime import model_dir_lock
+from mtf_synth.runtime import train_loop
 
 
 def _replace(args, prefix, new):
@@ -125,11 +129,46 @@ def tree_digest(path):
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
+def training(tmp_path_factory):
+  """The training run that makes the shared model_dir (checkpoints at steps
+  0, 2 and 4), from an empty working folder with an empty HOME and TMPDIR:
+  (model_dir, CompletedProcess, {"cwd"/"home"/"tmp": folder})."""
+  root = tmp_path_factory.mktemp("training")
+  folders = {name: root / name for name in ("cwd", "home", "tmp")}
+  for folder in folders.values():
+    folder.mkdir()
+  model_dir = str(root / "model")
+  result = mtf_synth(model_dir, *T5_TINY_ON_DEMO,
+                     "--gin_param=utils.run.train_steps=4",
+                     "--gin_param=utils.run.save_checkpoints_steps=2",
+                     cwd=folders["cwd"], env={"HOME": str(folders["home"]),
+                                              "TMPDIR": str(folders["tmp"])})
+  assert result.returncode == 0, result.stderr[-3000:]
+  return model_dir, result, folders
+
+
+@pytest.fixture(scope="module")
+def model_dir(training):
   """A model_dir with checkpoints at steps 0, 2 and 4, shared by all cases."""
-  return train_tiny_t5(str(tmp_path_factory.mktemp("model")),
-                       "utils.run.train_steps=4",
-                       "utils.run.save_checkpoints_steps=2")
+  return training[0]
+
+
+def test_training_writes_only_model_dir_and_no_noise(training):
+  """Nothing outside model_dir (working folder, HOME, TMPDIR: autograph's
+  __autograph_generated_file*.py are removed at exit), no gin search-path
+  misses, no cuInit line on a machine without a CUDA driver."""
+  _, result, folders = training
+  for name, folder in folders.items():
+    written = sorted(os.path.relpath(os.path.join(root, f), folder)
+                     for root, _, files in os.walk(folder) for f in files)
+    # Keras (imported by TF) writes its config once, into a HOME without it.
+    assert written == ([os.path.join(".keras", "keras.json")]
+                       if name == "home" else []), name
+  assert "step 4, loss" in result.stderr
+  assert "Path not found" not in result.stderr
+  if not cli._has_cuda_driver():  # pylint: disable=protected-access
+    assert "Could not find cuda drivers" in result.stderr  # TF's own note
+    assert "cuInit" not in result.stderr
 
 
 def _error_line(result, expected, code=2):
@@ -204,6 +243,88 @@ def test_no_checkpoint_creates_nothing(tmp_path):
   assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.slow  # the same check as test_no_checkpoint_creates_nothing's
+def test_model_dir_without_checkpoint_stays_empty(tmp_path):
+  result = mtf_synth(str(tmp_path), *T5_TINY_ON_DEMO, *_EVAL,
+                     "--gin_param=eval_checkpoint_step=-1")
+  _error_line(result, ["no checkpoint in model_dir %s" % tmp_path,
+                       "train there first"])
+  assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.slow  # the same except clause as gin_syntax_error_in_param
+def test_gin_syntax_error_in_a_file(model_dir, tmp_path):
+  bad = tmp_path / "bad.gin"
+  bad.write_text("utils.run.train_steps = 4\nd_model = (128\n")
+  before = tree_digest(model_dir)
+  result = mtf_synth(model_dir, *T5_TINY_ON_DEMO, "--gin_file=%s" % bad)
+  _error_line(result, ["gin cannot parse the config", "fix that line"])
+  assert tree_digest(model_dir) == before
+
+
+def _save(directory, variables):
+  """Writes {name: array} as a checkpoint; returns its path."""
+  with tf.Graph().as_default():
+    saved = [tf.get_variable(name, initializer=value, use_resource=True)
+             for name, value in variables.items()]
+    with tf.Session() as session:
+      session.run(tf.global_variables_initializer())
+      return tf.train.Saver(saved).save(session,
+                                        os.path.join(directory, "model.ckpt"),
+                                        global_step=0)
+
+
+def _model(variables):
+  """A graph holding variables {name: (shape, dtype)}."""
+  graph = tf.Graph()
+  with graph.as_default():
+    for name, (shape, dtype) in variables.items():
+      tf.get_variable(name, shape, dtype, use_resource=True)
+  return graph
+
+
+def test_checkpoint_variables_the_model_does_not_use_are_listed(tmp_path,
+                                                               caplog):
+  checkpoint = _save(str(tmp_path), {
+      "shared/embedding": np.zeros([4, 2], np.float32),
+      "decoder/logits/kernel": np.zeros([2, 4], np.float32)})
+  train_loop.check_checkpoint_fits(
+      checkpoint, _model({"shared/embedding": ([4, 2], tf.float32)}))
+  assert "are not in this model and are not restored" in caplog.text
+  assert "decoder/logits/kernel" in caplog.text
+
+
+def test_model_variable_missing_from_checkpoint_is_named(tmp_path, caplog):
+  checkpoint = _save(str(tmp_path), {"a": np.zeros([2], np.float32)})
+  model = _model({"a": ([2], tf.float32), "b/kernel": ([3], tf.float32),
+                  "c/kernel": ([3], tf.float32)})
+  with pytest.raises(errors.CheckpointMismatchError) as raised:
+    train_loop.check_checkpoint_fits(checkpoint, model)
+  message = str(raised.value)
+  assert "\n" not in message
+  assert "model variable b/kernel (and 1 more, listed above) is not in " \
+         "checkpoint %s" % checkpoint in message
+  assert "operative_config.gin" in message
+  assert "b/kernel, c/kernel" in caplog.text
+
+
+@pytest.mark.parametrize("saved, model, expected", [
+    (np.zeros([2, 3], np.float32), ([3, 2], tf.float32),
+     ["variable w is float32 [2, 3] in checkpoint", "but float32 [3, 2] in "
+      "the model", "operative_config.gin"]),
+    (np.zeros([2], tf.bfloat16.as_numpy_dtype), ([2], tf.float32),
+     ["variable w is bfloat16 [2] in checkpoint", "but float32 [2] in the "
+      "model", "utils.get_variable_dtype.master_dtype='bfloat16'"]),
+])
+def test_shape_or_dtype_mismatch_names_both_and_the_knob(tmp_path, saved,
+                                                        model, expected):
+  checkpoint = _save(str(tmp_path), {"w": saved})
+  with pytest.raises(errors.CheckpointMismatchError) as raised:
+    train_loop.check_checkpoint_fits(checkpoint, _model({"w": model}))
+  for text in expected:
+    assert text in str(raised.value), (text, str(raised.value))
+
+
 def test_second_trainer_refuses_while_the_lock_is_held(model_dir):
   model_dir_lock.acquire(model_dir)  # this test process is the holder
   try:
@@ -233,18 +354,39 @@ def test_stale_lock_is_taken_over_with_a_warning(tmp_path, caplog):
 
 @pytest.mark.slow
 def test_two_trainers_started_together_one_trains(tmp_path):
+  """Exactly one trains; the other exits 2 as soon as it reaches the lock
+  (before building its graph), long before the first has trained."""
   args = T5_TINY_ON_DEMO + ["--gin_param=utils.run.train_steps=3"]
-  first, second = (start_mtf_synth(str(tmp_path), *args, capture=True)
-                   for _ in range(2))
-  results = []
-  for process in (first, second):
-    _, stderr = process.communicate(timeout=600)
-    results.append(subprocess.CompletedProcess(
-        process.args, process.returncode, "", stderr))
+  started = time.time()
+  processes = [start_mtf_synth(str(tmp_path), *args, capture=True)
+               for _ in range(2)]
+  # Read both stderr pipes while waiting, so neither blocks on a full pipe.
+  stderrs = [[] for _ in processes]
+  readers = [threading.Thread(target=lambda p=p, out=out: out.append(
+      p.stderr.read())) for p, out in zip(processes, stderrs)]
+  for reader in readers:
+    reader.start()
+  ended = [None, None]
+  while None in ended:
+    assert time.time() - started < 600, "trainers still running after 600 s"
+    for i, process in enumerate(processes):
+      if ended[i] is None and process.poll() is not None:
+        ended[i] = time.time() - started
+    time.sleep(0.1)
+  for reader in readers:
+    reader.join()
+  results = [subprocess.CompletedProcess(p.args, p.returncode, "", out[0])
+             for p, out in zip(processes, stderrs)]
   codes = sorted(r.returncode for r in results)
   assert codes == [0, 2], [r.stderr[-2000:] for r in results]
-  loser = [r for r in results if r.returncode == 2][0]
-  _error_line(loser, ["being trained by another process"])
+  winner, loser = sorted(range(2), key=lambda i: -results[i].returncode)[::-1]
+  _error_line(results[loser], ["being trained by another process"])
+  assert "step 3, loss" in results[winner].stderr
+  assert "step 3, loss" not in results[loser].stderr
+  # The loser stops at the lock, before any graph is built; the winner
+  # still builds, trains and saves after that.
+  assert "Trainable Variables" not in results[loser].stderr
+  assert ended[loser] < ended[winner], ended
   assert sorted(f for f in os.listdir(tmp_path) if f.endswith(".index")) == [
       "model.ckpt-0.index", "model.ckpt-3.index"]
 
@@ -308,9 +450,60 @@ def test_failed_save_names_path_and_keeps_previous_checkpoint(model_dir):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("signum", [signal.SIGTERM])
+def test_disk_full_during_a_save(tmp_path):
+  """A real full disk: model_dir on a small tmpfs, filled after checkpoint 0
+  (needs root to mount it). The save at the end fails with one line naming
+  the path, checkpoint 0 is kept, no temporary file is left, and once there
+  is space again the same command resumes and finishes."""
+  disk = tmp_path / "disk"
+  disk.mkdir()
+  if os.geteuid() != 0 or subprocess.run(
+      ["mount", "-t", "tmpfs", "-o", "size=128m", "tmpfs", str(disk)],
+      capture_output=True, check=False).returncode != 0:
+    pytest.skip("needs root to mount a small tmpfs")
+  try:
+    model_dir = str(disk / "model")
+    args = T5_TINY_ON_DEMO + ["--gin_param=utils.run.train_steps=30",
+                              "--gin_param=utils.run.save_checkpoints_steps="
+                              "1000"]
+    process = start_mtf_synth(model_dir, *args, capture=True)
+    stderr = []
+    reader = threading.Thread(target=lambda: stderr.append(
+        process.stderr.read()))
+    reader.start()
+    deadline = time.time() + 300
+    while not os.path.exists(os.path.join(model_dir, "model.ckpt-0.meta")):
+      assert process.poll() is None, "training ended before its checkpoint"
+      assert time.time() < deadline, "no checkpoint after 300 s"
+      time.sleep(0.2)
+    filler = disk / "filler"
+    with open(filler, "wb", buffering=0) as f:
+      with pytest.raises(OSError, match="No space left"):
+        while True:
+          f.write(b"\0" * (1 << 20))
+    process.wait(timeout=600)
+    reader.join()
+    _error_line(subprocess.CompletedProcess(None, process.returncode, "",
+                                            stderr[0]),
+                ["could not write checkpoint %s/model.ckpt-30 (" % model_dir,
+                 "No space left on device",
+                 "model.ckpt-0 is kept", "free space"])
+    assert tf.train.latest_checkpoint(model_dir).endswith("model.ckpt-0")
+    assert not [f for f in os.listdir(model_dir)
+                if "_temp" in f or ".tmp" in f or "ckpt-30" in f]
+    os.remove(filler)
+    result = mtf_synth(model_dir, *args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert tf.train.latest_checkpoint(model_dir).endswith("model.ckpt-30")
+  finally:
+    subprocess.run(["umount", str(disk)], check=False)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_signal_saves_and_resume_is_bit_exact(tmp_path, signum):
-  """SIGTERM at a random step, restart: variables equal an unbroken run's."""
+  """SIGTERM (preemption) or SIGINT (Ctrl-C) at a random step, restart:
+  variables equal an unbroken run's."""
   args = T5_TINY_ON_DEMO + ["--gin_param=utils.run.train_steps=30",
                             "--gin_param=utils.run.save_checkpoints_steps=100"]
   interrupted, straight = str(tmp_path / "a"), str(tmp_path / "b")

@@ -296,11 +296,27 @@ class _StopOnSignals(tf.train.SessionRunHook):
 
 
 def _partial_checkpoint_files(model_dir, step, keep):
+  """What a failed save of `step` left behind: temporary files (the sharded
+  saver's PREFIX_temp folder, TF's atomic writes' FILE.tmpHEX, the
+  `checkpoint` state file's) and, unless `keep` is that step (the state
+  file names it: its variables were written), the step's own files."""
   prefix = os.path.join(model_dir, "model.ckpt-%d" % step)
   paths = tf.io.gfile.glob(prefix + "_temp*")
+  paths += tf.io.gfile.glob(prefix + ".*.tmp*")
+  paths += tf.io.gfile.glob(os.path.join(model_dir, "checkpoint.tmp*"))
   if keep != prefix:
     paths += tf.io.gfile.glob(prefix + ".*")
-  return paths
+  return sorted(set(paths))
+
+
+def _write_error_reason(error, model_dir):
+  """The line of a failed write's error naming the file and the OS's reason
+  (a failed save op's message also holds the op's Python stack)."""
+  lines = [line.strip() for line in
+           str(getattr(error, "message", error)).splitlines() if line.strip()]
+  named = [line for line in lines
+           if model_dir in line and not line.startswith("File ")]
+  return " ".join((named or lines or [type(error).__name__])[0].split())
 
 
 def _explain_save_errors(saver_hook, model_dir):
@@ -311,18 +327,24 @@ def _explain_save_errors(saver_hook, model_dir):
     try:
       return save(session, step)
     except (tf.errors.OpError, OSError) as e:
-      previous = tf.train.latest_checkpoint(model_dir)
-      for path in _partial_checkpoint_files(model_dir, step, keep=previous):
-        if tf.io.gfile.isdir(path):
-          tf.io.gfile.rmtree(path)
+      path = os.path.join(model_dir, "model.ckpt-%d" % step)
+      latest = tf.train.latest_checkpoint(model_dir)
+      for partial in _partial_checkpoint_files(model_dir, step, keep=latest):
+        if tf.io.gfile.isdir(partial):
+          tf.io.gfile.rmtree(partial)
         else:
-          tf.io.gfile.remove(path)
-      reason = " ".join(str(getattr(e, "message", e)).split())
+          tf.io.gfile.remove(partial)
+      reason = _write_error_reason(e, model_dir)
+      if latest == path:
+        # The Saver writes the variables and the `checkpoint` state file,
+        # then the meta graph, which a restore does not need.
+        kept = ("its variables were written, so a re-run resumes from it "
+                "(its .meta graph file is missing)")
+      else:
+        kept = "the previous checkpoint %s is kept" % (latest or "(none)")
       raise errors.CheckpointWriteError(
-          "could not write checkpoint %s (%s); the previous checkpoint %s is "
-          "kept: free space or fix permissions, then re-run to resume" % (
-              os.path.join(model_dir, "model.ckpt-%d" % step), reason,
-              previous or "(none)")) from e
+          "could not write checkpoint %s (%s); %s: free space or fix "
+          "permissions, then re-run to resume" % (path, reason, kept)) from e
 
   saver_hook._save = save_or_explain  # pylint: disable=protected-access
 
