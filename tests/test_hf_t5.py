@@ -129,6 +129,29 @@ def test_import_places_every_weight(imported):
   assert report.fresh == [] and report.unused == []
 
 
+def test_sharded_safetensors_import_as_one_file_does(imported, tmp_path):
+  """transformers' sharded layout: model.safetensors.index.json naming the
+  file of each parameter."""
+  layout, weights, _, report = imported
+  names = sorted(weights)
+  shards = {"model-0000%d-of-00002.safetensors" % (i + 1): names[i::2]
+            for i in range(2)}
+  sharded = tmp_path / "sharded"
+  sharded.mkdir()
+  (sharded / "config.json").write_text(json.dumps(hf_config(layout)))
+  for shard, shard_names in shards.items():
+    safetensors_numpy.save_file({k: weights[k] for k in shard_names},
+                                str(sharded / shard), metadata={"format": "pt"})
+  (sharded / "model.safetensors.index.json").write_text(json.dumps(
+      {"weight_map": {k: shard for shard, shard_names in shards.items()
+                      for k in shard_names}}))
+  again = hf_t5.import_hf_t5(str(sharded), str(tmp_path / "mtf"))
+  first, second = read(report.checkpoint), read(again.checkpoint)
+  assert sorted(first) == sorted(second)
+  for name in first:
+    np.testing.assert_array_equal(first[name], second[name], err_msg=name)
+
+
 def test_export_round_trips(imported, tmp_path):
   layout, weights, _, report = imported
   architecture = hf_t5.export_hf_t5(os.path.dirname(report.checkpoint),
