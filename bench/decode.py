@@ -83,10 +83,10 @@ def infer(model_dir, batches, beams):
       len(line.encode()) for line in decoded) / len(decoded), **figures)
 
 
-def tokens_per_s(phases):
-  """Extra tokens over extra wall time of the long run."""
+def tokens_per_s(phases, seconds="wall_s"):
+  """Extra tokens over the long run's extra wall (or CPU) seconds."""
   return ((phases["long"]["tokens"] - phases["short"]["tokens"])
-          / (phases["long"]["wall_s"] - phases["short"]["wall_s"]))
+          / (phases["long"][seconds] - phases["short"][seconds]))
 
 
 def runs(model_dir, torch_dir, extra_batches, trees=()):
@@ -138,6 +138,9 @@ def main():
                   args.extra_batches, trees)
   records = harness.measure(all_runs, args.repeats, args.log)
   figures = [harness.Figure("tokens/s", tokens_per_s, "%.0f", ratio=True),
+             # CPU seconds of every thread: steadier on a shared machine.
+             harness.Figure("tokens per CPU s", lambda phases: tokens_per_s(
+                 phases, "cpu_s"), "%.0f", ratio=True),
              harness.Figure("mean output bytes per row", harness.field(
                  "mean_output_bytes", "long"), "%.1f")]
   lines = ["### Decoding speed", "", harness.provenance(records), "",

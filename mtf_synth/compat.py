@@ -494,6 +494,14 @@ def _patch_t5_metrics(metrics):
               _sklearn_metric_checked_when_called)
 
 
+def _import_t5_models(t5):
+  # t5/__init__ does not import t5.models; mtf_synth used to, and users
+  # reach t5.models.MtfModel and bind its gin configurables
+  # (mesh_eval_dataset_fn, ...) after `import t5`: keep that working.
+  del t5
+  importlib.import_module("t5.models")
+
+
 def _patch_mesh_tf_utils(utils):
   _patch_once(utils, "write_lines_to_file", _decodes_written_as_text)
   _patch_once(utils, "tpu_estimator_model_fn",
@@ -517,6 +525,7 @@ def _patch_mtf_model(mtf_model):
 _AFTER_IMPORT = {
     "tensorflow": _tensorflow_optional_imports_when_used,
     "mesh_tensorflow.beam_search": _patch_beam_search,
+    "t5": _import_t5_models,
     "t5.evaluation.metrics": _patch_t5_metrics,
     "mesh_tensorflow.transformer.utils": _patch_mesh_tf_utils,
     "t5.models.mtf_model": _patch_mtf_model,

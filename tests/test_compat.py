@@ -43,7 +43,7 @@ def test_import_mtf_synth_skips_keras_scipy_jax_and_t5_then_patches_t5():
       loaded = sorted(m for m in %r + ("jax", "t5") if m in sys.modules)
       import tensorflow as tf
       dense = tf.keras.layers.Dense(3)(tf.ones([2, 4])).shape.as_list()
-      import t5.models
+      import t5  # t5.models comes with it, as when mtf_synth imported it
       from mesh_tensorflow.transformer import utils
       print(json.dumps({
           "loaded": loaded, "keras_dense": dense,
