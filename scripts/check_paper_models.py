@@ -319,6 +319,7 @@ def markdown(models, results, earlier=None):
          SENTENCEPIECE_PIECES), "",
       "| row | table(s): cells | model gin | params (ours) | params (paper) "
       "| built + 2 steps | seconds |", "|---|---|---|---|---|---|---|"]
+  shown_float32 = False
   for model in models:
     result = results.get(model.key) or {}
     status = result.get("status", "not run")
@@ -327,6 +328,7 @@ def markdown(models, results, earlier=None):
     elif not result and model.key in (earlier or {}):
       result = earlier[model.key]
       status = result["status"] + " (float32)"
+      shown_float32 = True
     rows = sorted({r for _, r, _ in model.cells})
     lines.append("| %s | %s | %s | %s | %s | %s | %s |" % (
         ", ".join(rows), _cells_text(model.cells),
@@ -340,7 +342,7 @@ def markdown(models, results, earlier=None):
   lines += ["", "%d models (covering %d cells): %d built and trained 2 steps "
             "with gin/mesh/gpu.gin's bfloat16 activations." % (
                 len(models), cells, ok)]
-  if earlier:
+  if shown_float32:
     lines += ["(float32): not checked again yet since bfloat16 activations "
               "run off TPU (before, t5 bound float32 over them); the result "
               "of the float32 run of the same command."]
