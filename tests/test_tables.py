@@ -79,14 +79,17 @@ def test_every_gin_file_is_used_and_exists():
   assert on_disk - used - included == set()
 
 
-def test_small_linformer_projects_below_the_length():
-  """The row file sets the paper's k = 256; the small column's after-row
-  file must win (k < n = 256), in the train and the eval command."""
+@pytest.mark.parametrize("table,scale", [
+    (t, s) for t in sorted(specs.TABLES) for s in ("mini", "small")
+    if "linformer" in dict(specs.TABLES[t].rows) and specs.TABLES[t].columns(s)])
+def test_linformer_projects_below_the_length(table, scale):
+  """The row file includes models/linformer.gin, parsed after the task file;
+  the scale's k must still win (k < n), in the train and the eval command."""
   import gin  # pylint: disable=g-import-not-at-top
   search_path, _ = cli.gin_search_path_and_files(())
   for path in search_path:
     gin.add_config_file_search_path(path)
-  for command in commands("synth_linformer", "small", "--rows=linformer"):
+  for command in commands(table, scale, "--rows=linformer"):
     files = [a.split("=", 1)[1] for a in command
              if a.startswith("--gin_file=")]
     gin.clear_config()
@@ -97,7 +100,7 @@ def test_small_linformer_projects_below_the_length():
       length = gin.query_parameter("utils.run.sequence_length")["inputs"]
     finally:
       gin.clear_config()
-    assert k < length, (k, length)
+    assert k < length, (command, k, length)
 
 
 def test_dry_run_prints_commands_and_passes_flags_through(capsys):

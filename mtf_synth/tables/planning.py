@@ -38,8 +38,7 @@ def cell_steps(table, row, column, scale, model_dir_root, mesh=None,
   """The mtf_synth calls of one cell, in order."""
   root = os.path.join(model_dir_root, scale, table.name, row)
   model_dir = os.path.join(root, column.name)
-  run_files = (list(column.gin) + [table.row_gin(row)] +
-               list(column.after_row) + mesh_gin(mesh))
+  run_files = list(column.gin) + [table.row_gin(row)] + mesh_gin(mesh)
   steps = []
   params = []
   if column.pretrain and scale == "paper":

@@ -22,9 +22,7 @@ class Column:
   evaluation: "decode" (utils.run mode eval), "perplexity" or "train";
   metrics: the metric keys shown (see `metric_value`), first is the primary;
   split: the evaluation split; pretrain: gin files of a pre-training run
-  shared by the row's columns (its checkpoint initialises this run);
-  after_row: gin files parsed after the row's, for sizes a row file would
-  otherwise set at paper scale (e.g. Linformer's k for a shorter length).
+  shared by the row's columns (its checkpoint initialises this run).
   """
   name: str
   label: str
@@ -33,7 +31,6 @@ class Column:
   metrics: Tuple[str, ...]
   split: str = "validation"
   pretrain: Tuple[str, ...] = ()
-  after_row: Tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -215,8 +212,7 @@ TABLES = {t.name: t for t in (
                 mini_sparsity("encoder_classifier")[1], MINI_LISTOPS)),
         small=(scale_column("small", "debian_sections",
                             "encoder_classifier", "Debian package sections",
-                            "decode", ("accuracy",), split="test",
-                            after_row=("tables/small/linformer_k.gin",)),)),
+                            "decode", ("accuracy",), split="test"),)),
     Table(
         "synth_ablations",
         "Synthesizer ablations: heads, factorization sizes, fixed vs "
