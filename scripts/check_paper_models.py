@@ -35,7 +35,6 @@ import shutil
 import subprocess
 import sys
 import time
-import types
 
 from mtf_synth import cli
 from mtf_synth.tables import REPO
@@ -218,29 +217,6 @@ def load_result(work_dir, model):
     return None
 
 
-def _same_command(result):
-  return json.dumps([result["gin"], result["cells"]])
-
-
-def float32_results(work_dir, models):
-  """{model key: its result from before bfloat16 ran off TPU}, if kept.
-
-  Until gin/mesh/gpu.gin's bfloat16 activations really ran off TPU, every
-  model ran float32 activations (under another key, as the parsed gin
-  differs); those results stay valid for float32 and are reported as such
-  until the model is checked again.
-  """
-  keys = {_same_command({"gin": m.gin_files, "cells": m.cells}): m.key
-          for m in models}
-  earlier = {}
-  for name in sorted(os.listdir(work_dir)) if os.path.isdir(work_dir) else []:
-    result = load_result(work_dir, types.SimpleNamespace(name=name))
-    key = keys.get(_same_command(result)) if result else None
-    if key and not name.endswith(key[:8]):
-      earlier[key] = result
-  return earlier
-
-
 _PARAMS = re.compile(r"Trainable Variables\s+count: (\d+)\s+Total size: (\d+)")
 _LOSS = re.compile(r"step (\d+), loss ([-\w.]+)")
 
@@ -306,7 +282,7 @@ def _cells_text(cells):
   return "; ".join("%s: %s" % (t, ", ".join(c)) for t, c in by_table.items())
 
 
-def markdown(models, results, earlier=None):
+def markdown(models, results):
   lines = [
       "# Paper-scale models, built and trained 2 steps on CPU", "",
       "`python scripts/check_paper_models.py`: every paper cell's training "
@@ -319,16 +295,11 @@ def markdown(models, results, earlier=None):
          SENTENCEPIECE_PIECES), "",
       "| row | table(s): cells | model gin | params (ours) | params (paper) "
       "| built + 2 steps | seconds |", "|---|---|---|---|---|---|---|"]
-  shown_float32 = False
   for model in models:
     result = results.get(model.key) or {}
     status = result.get("status", "not run")
     if status == "failed":
       status = "error: " + result["error"].replace("|", "/")
-    elif not result and model.key in (earlier or {}):
-      result = earlier[model.key]
-      status = result["status"] + " (float32)"
-      shown_float32 = True
     rows = sorted({r for _, r, _ in model.cells})
     lines.append("| %s | %s | %s | %s | %s | %s | %s |" % (
         ", ".join(rows), _cells_text(model.cells),
@@ -342,17 +313,13 @@ def markdown(models, results, earlier=None):
   lines += ["", "%d models (covering %d cells): %d built and trained 2 steps "
             "with gin/mesh/gpu.gin's bfloat16 activations." % (
                 len(models), cells, ok)]
-  if shown_float32:
-    lines += ["(float32): not checked again yet since bfloat16 activations "
-              "run off TPU (before, t5 bound float32 over them); the result "
-              "of the float32 run of the same command."]
   return "\n".join(lines) + "\n"
 
 
-def write_report(path, models, results, earlier=None):
+def write_report(path, models, results):
   os.makedirs(os.path.dirname(path), exist_ok=True)
   with open(path, "w") as f:
-    f.write(markdown(models, results, earlier))
+    f.write(markdown(models, results))
 
 
 # =================================== main ===================================
@@ -398,18 +365,17 @@ def main(argv):
                                    sum(len(m.cells) for m in models)))
     return 0
   results = {m.key: load_result(args.work_dir, m) for m in models}
-  earlier = float32_results(args.work_dir, models)
   for i, model in enumerate([] if args.report_only else run_order(models)):
     if results[model.key] is None:
       print("[%d/%d] %s ..." % (i + 1, len(models), model.name), flush=True)
       results[model.key] = check_model(model, args.work_dir, args.timeout)
-      write_report(args.results, models, results, earlier)
+      write_report(args.results, models, results)
     result = results[model.key]
     print("[%d/%d] %s: %s, %s params, %s s" % (
         i + 1, len(models), model.name,
         result.get("error", result["status"]),
         _millions(result.get("params")), result["seconds"]), flush=True)
-  write_report(args.results, models, results, earlier)
+  write_report(args.results, models, results)
   failed = [m.name for m in models
             if (results[m.key] or {}).get("status", "ok") != "ok"]
   not_run = sum(1 for m in models if results[m.key] is None)

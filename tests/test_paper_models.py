@@ -2,7 +2,6 @@
 models they train, the stand-in task has the paper task's features, and a
 paper model is built and trained 2 steps (slow)."""
 
-import json
 import os
 import sys
 
@@ -108,25 +107,3 @@ def test_a_paper_model_is_built_and_trained(tmp_path):
   report = check_paper_models.markdown([model], {model.key: result})
   assert "| transformer | kernel_sparsity: sparsity_8of1024, " in report
   assert "| 4.3M |  | ok |" in report
-
-
-def test_report_falls_back_to_the_float32_run_of_the_same_command(tmp_path):
-  """A model not re-checked yet shows the result its command had before."""
-  model = check_paper_models.Model("new" * 8, "mixture", ["a.gin", "b.gin"])
-  model.cells.append(("kernel_sparsity", "transformer", "sparsity_8of1024"))
-  other = check_paper_models.Model("old" * 8, "mixture", ["a.gin", "c.gin"])
-  other.cells.append(("kernel_sparsity", "rff", "sparsity_8of1024"))
-  for name, gin_files, cells in (
-      ("earlier-olddolddo", model.gin_files, model.cells),
-      ("unrelated-olddolddo", other.gin_files, other.cells)):
-    (tmp_path / name).mkdir()
-    (tmp_path / name / "result.json").write_text(json.dumps(
-        {"gin": gin_files, "cells": cells, "status": "ok", "seconds": 9.5,
-         "params": 4300000}))
-  earlier = check_paper_models.float32_results(str(tmp_path), [model])
-  assert list(earlier) == [model.key]
-  report = check_paper_models.markdown([model], {model.key: None}, earlier)
-  assert "| 4.3M |  | ok (float32) | 9.5 |" in report
-  assert "(float32): not checked again yet" in report
-  report = check_paper_models.markdown([model], {model.key: None})
-  assert "| not run |" in report and "(float32)" not in report
