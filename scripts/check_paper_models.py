@@ -354,28 +354,31 @@ def main(argv):
   if argv[:1] == [_CHILD]:
     return train_with_stand_in(argv[1], argv[3:])
   args = parse_args(argv)
-  models = paper_models(args.tables.split(","))
-  if args.models:
-    models = [m for m in models
-              if any(part in m.name for part in args.models.split(","))]
+  # The report always covers every model; the flags select what runs.
+  every_model = paper_models(list(specs.TABLES))
+  tables = set(args.tables.split(","))
+  models = [m for m in every_model
+            if tables & {t for t, _, _ in m.cells} and
+            (not args.models or
+             any(part in m.name for part in args.models.split(",")))]
   if args.list:
     for model in models:
       print("%s  %s" % (model.name, _cells_text(model.cells)))
     print("%d models, %d cells" % (len(models),
                                    sum(len(m.cells) for m in models)))
     return 0
-  results = {m.key: load_result(args.work_dir, m) for m in models}
+  results = {m.key: load_result(args.work_dir, m) for m in every_model}
   for i, model in enumerate([] if args.report_only else run_order(models)):
     if results[model.key] is None:
       print("[%d/%d] %s ..." % (i + 1, len(models), model.name), flush=True)
       results[model.key] = check_model(model, args.work_dir, args.timeout)
-      write_report(args.results, models, results)
+      write_report(args.results, every_model, results)
     result = results[model.key]
     print("[%d/%d] %s: %s, %s params, %s s" % (
         i + 1, len(models), model.name,
         result.get("error", result["status"]),
         _millions(result.get("params")), result["seconds"]), flush=True)
-  write_report(args.results, models, results)
+  write_report(args.results, every_model, results)
   failed = [m.name for m in models
             if (results[m.key] or {}).get("status", "ok") != "ok"]
   not_run = sum(1 for m in models if results[m.key] is None)

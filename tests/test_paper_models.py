@@ -107,3 +107,30 @@ def test_a_paper_model_is_built_and_trained(tmp_path):
   report = check_paper_models.markdown([model], {model.key: result})
   assert "| transformer | kernel_sparsity: sparsity_8of1024, " in report
   assert "| 4.3M |  | ok |" in report
+
+
+def test_a_selection_runs_its_models_and_the_report_keeps_every_model(
+    tmp_path, monkeypatch):
+  ran = []
+
+  def fake_check(model, work_dir, timeout):
+    del work_dir, timeout
+    ran.append(model.cells)
+    return {"status": "ok", "seconds": 1.0, "params": 1000}
+  monkeypatch.setattr(check_paper_models, "check_model", fake_check)
+  results = tmp_path / "models.md"
+  assert check_paper_models.main([
+      "--tables=kernel_sparsity", "--models=-transformer-",
+      "--work_dir=%s" % tmp_path, "--results=%s" % results]) == 0
+  assert ran and all(
+      {t for t, _, _ in cells} == {"kernel_sparsity"} and
+      {r for _, r, _ in cells} == {"transformer"} for cells in ran)
+  report = results.read_text()
+  from mtf_synth.tables import specs  # pylint: disable=g-import-not-at-top
+  every_model = check_paper_models.paper_models(list(specs.TABLES))
+  rows = [l for l in report.splitlines() if l.startswith("| ") and
+          not l.startswith("| row ")]
+  assert len(rows) == len(every_model)
+  assert sum("| ok |" in l for l in rows) == len(ran)
+  assert any("synth_mt_lm: wmt14_ende" in l and "| not run |" in l
+             for l in rows)
