@@ -47,6 +47,12 @@ _REPO_PATH = re.compile(r"^(scripts|bench|gin|tasks|tests)/\S+$")
 # embedding padded to a multiple of 128, as T5's 32100 tokens in 32128 rows.
 _STAND_IN_PIECES = 60
 _STAND_IN_T5_ROWS = 256
+# Documented commands that fail for a known, reported reason: {a part of the
+# command: the reason}. Strict: one that starts working fails the test.
+_KNOWN_BUGS = {
+    "--model_dir_root=gs://": "scripts/tables.py makes a gs:// "
+                              "--model_dir_root a local path",
+}
 
 
 @dataclasses.dataclass
@@ -190,7 +196,8 @@ def dry_run(table_args, capsys):
   roots = [a.split("=", 1)[1] for a in table_args
            if a.startswith("--model_dir_root=")]
   for root in roots:
-    assert planned[0][1].startswith("--model_dir=%s/" % root), (
+    expected = root if "://" in root else os.path.abspath(root)
+    assert planned[0][1].startswith("--model_dir=%s/" % expected), (
         "--model_dir_root=%s became %s" % (root, planned[0][1]))
 
 
@@ -220,7 +227,7 @@ def check(env, argv, capsys):
     assert code == 0, out
   elif re.match(r"scripts/reproduce_\w+\.sh$", argv[0]):
     with open(os.path.join(REPO, argv[0])) as f:
-      table = re.search(r"scripts/tables\.py (\w+)", f.read())[1]
+      table = re.search(r"scripts/tables\.py (\w+) \"\$@\"", f.read())[1]
     dry_run([table] + argv[1:], capsys)
   elif argv[:2] == ["python", "scripts/tables.py"]:
     dry_run(argv[2:], capsys)
@@ -235,7 +242,11 @@ def check(env, argv, capsys):
 
 
 @pytest.mark.parametrize("command", ALL_COMMANDS, ids=str)
-def test_documented_command_works(command, stand_ins, monkeypatch, capsys):
+def test_documented_command_works(command, stand_ins, monkeypatch, capsys,
+                                  request):
+  for part, reason in _KNOWN_BUGS.items():
+    if part in command.text:
+      request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
   env, argv = split(command)
   for path in filter(_REPO_PATH.match, argv):
     assert os.path.exists(os.path.join(REPO, path)), (
