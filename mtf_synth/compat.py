@@ -503,7 +503,10 @@ def _import_t5_models(t5):
 
 
 def _patch_mesh_tf_utils(utils):
+  from mtf_synth.runtime import checkpoints  # pylint: disable=g-import-not-at-top
   _patch_once(utils, "write_lines_to_file", _decodes_written_as_text)
+  _patch_once(utils, "get_checkpoint_iterator",
+              checkpoints.held_checkpoint_iterator)
   _patch_once(utils, "tpu_estimator_model_fn",
               lambda make: _scoring_model_fn(_model_fn_knows_tpu(make)))
 
@@ -511,6 +514,25 @@ def _patch_mesh_tf_utils(utils):
 def _patch_beam_search(beam_search_module):
   _patch_once(beam_search_module, "beam_search",
               _beam_search_per_example_off_tpu)
+
+
+def _self_attention_decodes_by_index(call):
+  # Mesh TF's incremental step rewrites each whole key/value cache with
+  # one-hot arithmetic and attends over every cache position (BENCHMARKS.md,
+  # decode profile); mtf_synth.layers.decoding writes by index and attends
+  # over the filled prefix, for the layers it reproduces exactly.
+  def call_decoding_by_index(self, context, x, losses=None):
+    from mtf_synth.layers import decoding  # pylint: disable=g-import-not-at-top
+    if decoding.steps_by_index(self, context):
+      return decoding.self_attention_step(self, context, x, losses)
+    return call(self, context, x, losses)
+
+  return call_decoding_by_index
+
+
+def _patch_transformer_layers(transformer_layers):
+  _patch_once(transformer_layers.SelfAttention, "call",
+              _self_attention_decodes_by_index)
 
 
 def _patch_mtf_model(mtf_model):
@@ -525,6 +547,7 @@ def _patch_mtf_model(mtf_model):
 _AFTER_IMPORT = {
     "tensorflow": _tensorflow_optional_imports_when_used,
     "mesh_tensorflow.beam_search": _patch_beam_search,
+    "mesh_tensorflow.transformer.transformer_layers": _patch_transformer_layers,
     "t5": _import_t5_models,
     "t5.evaluation.metrics": _patch_t5_metrics,
     "mesh_tensorflow.transformer.utils": _patch_mesh_tf_utils,

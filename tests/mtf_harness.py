@@ -130,10 +130,13 @@ def full_and_incremental_logits(mesh, model, ids, prefix_length):
         length_dim=length_dim, variable_dtype=variable_dtype, mode=mode,
         new_states=[], constant_states=[], inputs=context_inputs, **kwargs)
 
+  # Causal by read/write priority, as call_simple makes an autoregressive
+  # model's context (mesh TF's attention layers mask by them).
   with tf.variable_scope(model.name):
     full = model._call_internal(  # pylint: disable=protected-access
         make_context("eval", inputs, position=positions,
-                     position_is_default=True), inputs)
+                     position_is_default=True, write_priority=positions,
+                     read_priority=positions), inputs)
 
   prefix = inputs * mtf.cast(mtf.less(positions, prefix_length), tf.int32)
   first_part = make_context(

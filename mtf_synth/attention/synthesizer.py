@@ -233,16 +233,27 @@ def factorized_random_table(w: Weights, dims: SynthesizerDims):
   return mtf.einsum([w["r1"], w["r2"]], reduced_dims=[dims.rank])
 
 
+def dot_product_queries(w: Weights, f: Features, dims: SynthesizerDims):
+  """V's queries q_i = Wq x_i."""
+  return mtf.einsum([f.x, w["q"]], reduced_dims=[dims.model])
+
+
 def dot_product_logits(w: Weights, f: Features, dims: SynthesizerDims):
   """V: logits_ij = q_i . k_j (1/sqrt(d_kv) is folded into Wq's init)."""
-  q = mtf.einsum([f.x, w["q"]], reduced_dims=[dims.model])
-  return mtf.einsum([q, f.keys], reduced_dims=[dims.kv])
+  return mtf.einsum([dot_product_queries(w, f, dims), f.keys],
+                    reduced_dims=[dims.kv])
+
+
+def mixture_weights(alpha_logits, members_dim):
+  """alpha = softmax(alpha_logits), one scalar per member (sums to 1)."""
+  alpha = mtf.softmax(alpha_logits, members_dim)
+  return [mtf.gather(alpha, m, members_dim) for m in range(members_dim.size)]
 
 
 def mix_logits(logits: List[mtf.Tensor], alpha_logits, members_dim):
-  """sum_m alpha_m S_m with alpha = softmax(alpha_logits) (sums to 1)."""
-  alpha = mtf.softmax(alpha_logits, members_dim)
-  terms = [mtf.gather(alpha, m, members_dim) * s for m, s in enumerate(logits)]
+  """sum_m alpha_m S_m with alpha = softmax(alpha_logits)."""
+  terms = [a * s for a, s in zip(mixture_weights(alpha_logits, members_dim),
+                                 logits)]
   return functools.reduce(lambda total, term: total + term, terms)
 
 

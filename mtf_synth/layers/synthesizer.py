@@ -8,12 +8,15 @@ Cross attention stays `@transformer_layers.EncDecAttention` (dot product), as
 in the paper's seq2seq models. The math lives in mtf_synth.attention.
 """
 
+import functools
+
 import gin
 import mesh_tensorflow as mtf
 from mesh_tensorflow.transformer import transformer
 import tensorflow.compat.v1 as tf
 
 from mtf_synth import errors
+from mtf_synth.attention import decoding
 from mtf_synth.attention import synthesizer as synth
 from mtf_synth.layers import attention_images
 from mtf_synth.layers import masks
@@ -197,11 +200,9 @@ class SynthesizerAttention(transformer.TransformerLayer):
       memory.append(self._projection(context, "k", m, dims, stddev))
     if incremental:
       # Write this step's values/keys into the cache at `position`.
-      one_hot = mtf.one_hot(context.position, masks.memory_length(context),
-                            dtype=context.activation_dtype)
-      old = context.get_states(len(memory))
-      memory = [o * (1.0 - one_hot) + t * one_hot
-                for o, t in zip(old, memory)]
+      memory = [decoding.write_at_position(cache, t, context.position,
+                                           masks.memory_length(context))
+                for cache, t in zip(context.get_states(len(memory)), memory)]
     if context.mode in ("incremental", "first_part"):
       context.record_new_states(memory)
     return memory[0], (memory[1] if len(memory) > 1 else None)
@@ -254,29 +255,66 @@ class SynthesizerAttention(transformer.TransformerLayer):
         self._positions(context, max_length))
     features = synth.Features(
         x=mtf.cast(x, tf.float32),
-        keys=None if keys is None else mtf.cast(keys, tf.float32),
+        # A decoding step reads the key cache in attend_prefix instead.
+        keys=(None if keys is None or context.mode == "incremental" else
+              mtf.cast(keys, tf.float32)),
         query_position=query_position,
         memory_position=memory_position, query_is_range=query_is_range,
         memory_is_range=memory_is_range)
     weights = {name: self._component_weights(context, name, dims)
                for name in self.members}
-    logits = [synth.COMPONENTS[name].logits(weights[name], features, dims)
-              for name in self.members]
-    mixed_logits, alpha_logits = logits[0], None
-    if len(logits) > 1:
-      members_dim = mtf.Dimension("synth_members", len(logits))
+    alpha_logits = None
+    if len(self.members) > 1:
       alpha_logits = self._variable(
-          context, "alpha_logits", synth.WeightSpec([members_dim], 0.0),
+          context, "alpha_logits", synth.WeightSpec(
+              [mtf.Dimension("synth_members", len(self.members))], 0.0),
           activation_dtype=tf.float32)
-      mixed_logits = synth.mix_logits(logits, alpha_logits, members_dim)
-    bias = masks.attention_bias(context)
-    attention_images.summarize(context, dims, self.members, weights, logits,
-                               mixed_logits, bias, alpha_logits)
-    o = synth.attend(mixed_logits, values, masks.memory_length(context),
-                     dims.kv, bias=bias, dropout_rate=self.dropout_rate,
-                     train=context.train,
-                     dropout_broadcast_dims=[context.length_dim])
+    if context.mode == "incremental":
+      o = self._attend_step(context, dims, features, weights, alpha_logits,
+                            values, keys)
+    else:
+      o = self._attend(context, dims, features, weights, alpha_logits, values)
     wo = self._variable(context, "o", synth.WeightSpec(
         [dims.heads, dims.kv, dims.model],
         (dims.heads.size * dims.kv.size) ** -0.5))
     return mtf.einsum([o, wo], output_shape=x.shape)
+
+  def _attend(self, context, dims, features, weights, alpha_logits, values):
+    """The mixture's attention over the whole sequence (and its pictures)."""
+    logits = [synth.COMPONENTS[name].logits(weights[name], features, dims)
+              for name in self.members]
+    mixed_logits = logits[0]
+    if alpha_logits is not None:
+      mixed_logits = synth.mix_logits(logits, alpha_logits,
+                                      alpha_logits.shape.dims[0])
+    bias = masks.attention_bias(context)
+    attention_images.summarize(context, dims, self.members, weights, logits,
+                               mixed_logits, bias, alpha_logits)
+    return synth.attend(mixed_logits, values, masks.memory_length(context),
+                        dims.kv, bias=bias, dropout_rate=self.dropout_rate,
+                        train=context.train,
+                        dropout_broadcast_dims=[context.length_dim])
+
+  def _attend_step(self, context, dims, features, weights, alpha_logits,
+                   values, keys):
+    """One decoding step over the cache's filled prefix: the synthesized
+    members' logits (a table row, or the step's dense row) and the vanilla
+    member's alpha-scaled query against the key cache."""
+    alphas = ([None] if alpha_logits is None else
+              synth.mixture_weights(alpha_logits, alpha_logits.shape.dims[0]))
+    terms, queries = [masks.attention_bias(context)], None
+    for name, alpha in zip(self.members, alphas):
+      if name == "vanilla":
+        term = synth.dot_product_queries(weights[name], features, dims)
+      else:
+        term = synth.COMPONENTS[name].logits(weights[name], features, dims)
+      term = term if alpha is None else alpha * term
+      if name == "vanilla":
+        queries = term
+      else:
+        terms.append(term)
+    memory_length = masks.memory_length(context)
+    return decoding.attend_prefix(
+        values, memory_length, context.position, values.shape - memory_length,
+        queries=queries, keys=keys, key_dim=dims.kv,
+        logits=functools.reduce(mtf.add, [t for t in terms if t is not None]))
