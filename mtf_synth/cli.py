@@ -276,7 +276,8 @@ def _requested_steps(mode):
 
 
 def _check_checkpoints_exist(model_dir, requested_steps):
-  """The checkpoints a reading run asks for exist (exactly those steps)."""
+  """The checkpoints a reading run asks for exist (exactly those steps) and
+  can be restored (-1: one of them)."""
   steps, knob = requested_steps
   if steps is None:
     return  # upstream: wait for each new checkpoint as training writes it
@@ -285,7 +286,10 @@ def _check_checkpoints_exist(model_dir, requested_steps):
     raise errors.UserError(
         "no checkpoint in model_dir %s: train there first, or pass the "
         "--model_dir you trained in" % model_dir)
-  if _is_int(steps) and steps != -1:
+  if steps == -1:
+    checkpoints.newest_intact(model_dir)  # raises when none is intact
+    return
+  if _is_int(steps):
     steps = [steps]
   if isinstance(steps, (list, tuple)):
     missing = [s for s in steps if s not in existing]
@@ -295,6 +299,8 @@ def _check_checkpoints_exist(model_dir, requested_steps):
           "ask for one of those with %s (-1: the latest)" % (
               ", ".join(map(str, missing)), model_dir,
               ", ".join(map(str, existing)), knob))
+  for step in existing if steps == "all" else steps:
+    checkpoints.check_intact(model_dir, step, knob)
 
 
 def _check_model_dir(model_dir, create):

@@ -35,6 +35,11 @@ class NoCheckpointError(UserError):
   checkpoint."""
 
 
+class DamagedCheckpointError(UserError):
+  """A checkpoint asked for (or every checkpoint) cannot be restored: a
+  truncated or missing file."""
+
+
 class NonFiniteLossError(UserError):
   """Training produced a NaN or infinite loss; nothing after it was saved."""
 

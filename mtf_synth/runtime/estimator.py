@@ -18,6 +18,7 @@ import tensorflow as tf2
 import tensorflow.compat.v1 as tf
 
 from mtf_synth import errors
+from mtf_synth.runtime import checkpoints
 from mtf_synth.runtime import cluster as cluster_lib
 from mtf_synth.runtime import tpu
 from mtf_synth.runtime import train_loop
@@ -127,6 +128,21 @@ def _graph_on_chief():
     yield graph
 
 
+def _until_padding(dataset):
+  """`dataset` up to its first batch of zeroed-out examples only.
+
+  Mesh TF pads eval datasets with such examples to a fixed number of steps
+  (utils.run.perplexity_eval_steps, 100 batches whatever the split's size);
+  they weigh nothing in any metric, so the metrics are the same without them.
+  """
+  def has_real_example(*element):
+    ids = [t for t in tf.nest.flatten(element) if t.dtype.is_integer]
+    if not ids:
+      return tf.constant(True)
+    return tf.reduce_any([tf.reduce_any(tf.not_equal(t, 0)) for t in ids])
+  return dataset.take_while(has_real_example)
+
+
 class TPUEstimator:
   """Runs a mesh TF model_fn for training, evaluation, prediction and export.
 
@@ -160,7 +176,8 @@ class TPUEstimator:
     return self._config
 
   def latest_checkpoint(self):
-    return tf.train.latest_checkpoint(self._model_dir)
+    """The newest intact checkpoint (the trainer resumes from it)."""
+    return checkpoints.newest_intact(self._model_dir)
 
   def get_variable_value(self, name):
     return tf.train.load_variable(self.latest_checkpoint(), name)
@@ -172,6 +189,8 @@ class TPUEstimator:
                   use_tpu=self._use_tpu)
     with tf.device("/cpu:0"):
       data = input_fn(params)
+      if mode == ModeKeys.EVAL and isinstance(data, tf2.data.Dataset):
+        data = _until_padding(data)
       if isinstance(data, tf2.data.Dataset):  # V1 datasets subclass it too
         data = tf.data.make_one_shot_iterator(data).get_next()
       features, labels = data if isinstance(data, tuple) else (data, None)
@@ -196,7 +215,7 @@ class TPUEstimator:
                             params=params, config=self._config)
 
   def _checkpoint_or_latest(self, checkpoint_path):
-    path = checkpoint_path or self.latest_checkpoint()
+    path = checkpoint_path or checkpoints.pinned(self._model_dir)
     if not path:
       raise errors.NoCheckpointError(
           "no checkpoint in model_dir %s: train first, or pass a checkpoint "

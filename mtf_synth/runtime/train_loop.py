@@ -223,6 +223,7 @@ def check_checkpoint_fits(checkpoint_path, graph):
     CheckpointMismatchError: a model variable cannot be restored.
   """
   reader = tf.train.load_checkpoint(checkpoint_path)
+  checkpoint_path = checkpoints.unpinned(checkpoint_path)  # for the messages
   saved_shapes = reader.get_variable_to_shape_map()
   saved_dtypes = reader.get_variable_to_dtype_map()
   model = {v.op.name: v for v in
@@ -414,7 +415,7 @@ def train(graph, spec, features, model_dir, config, max_steps=None,
     tf.logging.info("%s is at step %d = train_steps already: nothing to "
                     "train", model_dir, max_steps)
     return
-  last = tf.train.latest_checkpoint(model_dir)
+  last = checkpoints.for_resume(model_dir)
   if last:
     check_checkpoint_fits(last, graph)
   increment_global_step_last(spec.train_op)
@@ -496,6 +497,9 @@ def evaluate(graph, spec, checkpoint_path, eval_dir, steps, hooks, config):
       except tf.errors.OutOfRangeError:
         break
       done += 1
+    if steps is not None and done < steps:
+      tf.logging.info("eval: the data ended after %d of %d batches (the rest "
+                      "would have been padding)", done, steps)
     results = session.run(values)
     results["global_step"] = int(session.run(global_step))
   writer = tf.summary.FileWriterCache.get(eval_dir)
