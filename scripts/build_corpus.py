@@ -1,23 +1,32 @@
 """Builds the `debian` corpus (data/debian/) from text installed with Debian.
 
-  python scripts/build_corpus.py                # as root: installs PACKAGES
+  python scripts/build_corpus.py                # as root: installs the pins
   python scripts/build_corpus.py --no_install   # from what is installed
+  python scripts/build_corpus.py --check        # rebuild, compare with the
+                                                # committed manifest
 
 Run once after scripts/setup.sh. As root it runs `apt-get update` (with the
-English package descriptions) and `apt-get install` of the pinned PACKAGES,
-then reads their gettext catalogs, manual pages, python3-doc and the apt
-lists, writes the datasets and manifest.json (tasks/debian_corpus.py: which
-catalogs and documents went to which split, sha256 per split file), and
-trains the SentencePiece vocabulary on the train splits. The same package
-list gives the same split files (sha256 in the manifest).
+English package descriptions) and `apt-get install` of the pinned PACKAGES
+and HELDOUT_PACKAGES (name=version), then reads only those packages' files
+(`dpkg -L`): their gettext catalogs, manual pages and python3.11-doc's
+sources, and the apt lists; writes the datasets and manifest.json
+(tasks/debian_corpus.py: versions, which catalogs and documents went to
+which split, sha256 per split file) and trains the SentencePiece vocabulary
+on the train splits (the sha256 of its pieces and scores in the manifest too).
+
+The committed manifest is tasks/debian_manifest.json (`--record` rewrites
+it). `--check` builds into a temporary folder and prints one line per split
+that differs from it, with the likely cause (exit 1), or "ok".
 """
 import argparse
 import glob
 import gzip
+import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir))
 
@@ -27,22 +36,46 @@ from tasks.errors import TaskConfigError  # noqa: E402  pylint: disable=g-import
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
 DEFAULT_OUTPUT = os.path.join(REPO, "data", "debian")
+RECORDED_MANIFEST = os.path.join(REPO, "tasks", "debian_manifest.json")
 # Packages (Debian 12 bookworm main) whose de/fr catalogs, manual pages and
-# documentation the corpus is built from, besides what the image already has.
+# documentation the corpus is built from, pinned to the versions apt served
+# on 2026-12-04 (the 800-step results of issue 14 recorded none; their
+# corpus also read the base image's catalogs, so it differs from this one).
 PACKAGES = (
-    "aptitude", "bison", "cpio", "cryptsetup-bin", "debconf-i18n", "e2fsprogs",
-    "enscript", "gawk", "gcc-12-locales", "gdb", "gettext", "gnutls-bin",
-    "libgtk-3-common", "lynx", "mailutils", "manpages", "manpages-dev", "mc",
-    "mutt", "nano", "parted", "procps", "psmisc", "python3-doc", "recode",
-    "sharutils", "subversion", "sudo", "tar", "texinfo", "util-linux-locales",
-    "wdiff", "wget", "xfsprogs")
+    "aptitude=0.8.13-5", "bison=2:3.8.2+dfsg-1+b1", "cpio=2.13+dfsg-7.1",
+    "cryptsetup-bin=2:2.6.1-4~deb12u2", "debconf-i18n=1.5.82",
+    "e2fsprogs=1.47.0-2+b2", "enscript=1.6.5.90-3+b1", "gawk=1:5.2.1-2",
+    "gcc-12-locales=12.2.0-14+deb12u1", "gdb=13.1-3", "gettext=0.21-12",
+    "gnutls-bin=3.7.9-2+deb12u7", "libgtk-3-common=3.24.38-2~deb12u3",
+    "lynx=2.9.0dev.12-1", "mailutils=1:3.15-4", "manpages=6.03-2",
+    "manpages-dev=6.03-2", "mc=3:4.8.29-2", "mutt=2.2.12-0.1~deb12u2",
+    "nano=7.2-1+deb12u1", "parted=3.5-3+deb12u1", "procps=2:4.0.2-3",
+    "psmisc=23.6-1", "python3-doc=3.11.2-1",
+    "python3.11-doc=3.11.2-6+deb12u9", "recode=3.6-25",
+    "sharutils=1:4.15.2-9", "subversion=1.14.2-4+deb12u1",
+    "sudo=1.9.13p3-1+deb12u4", "tar=1.34+dfsg-1.2+deb12u1", "texinfo=6.8-6+b1",
+    "util-linux-locales=2.38.1-5+deb12u3", "wdiff=1.2.2-5",
+    "wget=1.21.3-1+deb12u1", "xfsprogs=6.1.0-1")
+# The heldout test split: every de/fr catalog of these packages, by rule
+# the bookworm command-line tools and libraries that (1) ship both de and fr
+# catalogs, (2) are not in PACKAGES and (3) are not installed in the
+# python:3.11-bookworm base image (whose catalogs earlier corpora read),
+# taken whole, whatever their size; a catalog named like one of PACKAGES'
+# is left out (tasks/debian_corpus.split_translations).
+HELDOUT_PACKAGES = (
+    "acl=2.3.1-3", "alsa-utils=1.2.8-1", "aspell=0.60.8-4+b1", "attr=1:2.5.1-4",
+    "dialog=1.3-20230209-1", "dos2unix=7.4.3-1", "indent=2.2.12-4+deb12u3",
+    "kbd=2.5.1-1+b1", "lftp=4.9.2-2+b1", "libextractor3=1:1.11-7",
+    "libgphoto2-l10n=2.5.30-1", "libsane-common=1.2.1-2", "m4=1.4.19-3",
+    "pv=1.6.20-1", "quota=4.06-1+b2", "sysstat=12.6.1-1")
 # English manual page sections of prose (commands, file formats,
 # overviews, administration).
 MAN_SECTIONS = ("1", "5", "7", "8")
-# Google Cloud CLI's 16,000 generated near-identical command pages would be
-# most of the corpus; they are not Debian packages' documentation.
-EXCLUDED_MAN_PREFIXES = ("gcloud",)
 APT_HELPER = "/usr/lib/apt/apt-helper"
+
+
+def name_of(pin):
+  return pin.split("=", 1)[0]
 
 
 def run(command):
@@ -52,12 +85,14 @@ def run(command):
   except subprocess.CalledProcessError as e:
     raise TaskConfigError(
         f"`{' '.join(command[:2])}` failed (exit {e.returncode}, output "
-        "above): fix apt's sources or network, or install the packages "
+        "above): fix apt's sources or network (a pinned version apt no "
+        "longer serves: `apt-cache policy NAME`), or install the packages "
         "yourself and pass --no_install") from None
 
 
 def install(packages):
-  """apt-get update (with Translation-en) and install of `packages`."""
+  """apt-get update (with Translation-en) and install of the `packages`
+  pins ("name=version")."""
   if not shutil.which("apt-get"):
     raise TaskConfigError(
         "apt-get not found: build the corpus on Debian/Ubuntu, or install "
@@ -68,51 +103,76 @@ def install(packages):
         "sudo, or install them yourself and pass --no_install")
   run(["apt-get", "update", "-q", "-o", "Acquire::Languages=en"])
   run(["apt-get", "install", "-y", "-q", "--no-install-recommends",
-       *packages])
+       "--allow-downgrades", *packages])
 
 
 def installed_versions(packages):
-  """"name=version" of each installed package of `packages`."""
+  """"name=version" of each installed package of the `packages` pins."""
   result = subprocess.run(
-      ["dpkg-query", "-W", "-f=${Package}=${Version}\n", *packages],
-      capture_output=True, text=True, check=False)
+      ["dpkg-query", "-W", "-f=${Package}=${Version}\n",
+       *map(name_of, packages)], capture_output=True, text=True, check=False)
   return sorted(result.stdout.split())
 
 
-def read_catalogs(locale_dir, language):
-  """{catalog name: .mo bytes} of one language."""
+def require_pins(packages):
+  """The pins, after checking each is what is installed."""
+  installed = {name_of(p): p for p in installed_versions(packages)}
+  for pin in packages:
+    if installed.get(name_of(pin)) != pin:
+      raise TaskConfigError(
+          f"{pin} is not installed (found {installed.get(name_of(pin))}): "
+          f"run without --no_install as root, or `apt-get install {pin}`")
+  return sorted(packages)
+
+
+def dpkg_files(packages):
+  """The files the `packages` pins installed (`dpkg -L`), sorted."""
+  files = set()
+  for pin in packages:
+    listing = subprocess.run(["dpkg", "-L", name_of(pin)],
+                             capture_output=True, text=True, check=False)
+    files.update(listing.stdout.split("\n"))
+  return sorted(f for f in files if f)
+
+
+def read_catalogs(files, locale_dir, language):
+  """{catalog name: .mo bytes} of one language among `files`."""
+  folder = os.path.join(locale_dir, language, "LC_MESSAGES")
   catalogs = {}
-  for path in sorted(glob.glob(os.path.join(locale_dir, language,
-                                            "LC_MESSAGES", "*.mo"))):
-    with open(path, "rb") as f:
-      catalogs[os.path.basename(path)[:-len(".mo")]] = f.read()
+  for path in files:
+    if os.path.dirname(path) == folder and path.endswith(".mo"):
+      with open(path, "rb") as f:
+        catalogs[os.path.basename(path)[:-len(".mo")]] = f.read()
   return catalogs
 
 
-def man_pages(man_dir):
-  """Paths of the English pages to render: no aliases (`.so` redirects,
-  symlinks), no EXCLUDED_MAN_PREFIXES."""
+def man_pages(files, man_dir):
+  """Paths of the English pages among `files` to render: no aliases (`.so`
+  redirects, symlinks)."""
+  folders = {os.path.join(man_dir, "man" + s) for s in MAN_SECTIONS}
   paths = []
-  for section in MAN_SECTIONS:
-    for path in sorted(glob.glob(os.path.join(man_dir, "man" + section, "*"))):
-      if (os.path.islink(path) or not os.path.isfile(path) or
-          os.path.basename(path).startswith(EXCLUDED_MAN_PREFIXES)):
+  for path in files:
+    if (os.path.dirname(path) not in folders or os.path.islink(path) or
+        not os.path.isfile(path)):
+      continue
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+      if f.read(4) == b".so ":
         continue
-      opener = gzip.open if path.endswith(".gz") else open
-      with opener(path, "rb") as f:
-        if f.read(4) == b".so ":
-          continue
-      paths.append(path)
+    paths.append(path)
   return paths
 
 
-def read_documents(man_dir, python_doc_dir):
-  """{document name: plain text}: manual pages and python3-doc's reST."""
-  pages = man_pages(man_dir)
+def read_documents(files, man_dir, python_doc_dir):
+  """{document name: plain text}: the manual pages and python3-doc's reST
+  among `files`."""
+  pages = man_pages(files, man_dir)
   documents = {"man/" + os.path.relpath(p, man_dir): text for p, text in
                zip(pages, debian_corpus.render_all(pages))}
-  for path in sorted(glob.glob(os.path.join(python_doc_dir, "**", "*.txt"),
-                               recursive=True)):
+  for path in files:
+    if not (path.startswith(os.path.join(python_doc_dir, "")) and
+            path.endswith(".txt") and os.path.isfile(path)):
+      continue
     with open(path, encoding="utf-8", errors="replace") as f:
       documents["python3-doc/" + os.path.relpath(path, python_doc_dir)] = (
           debian_corpus.strip_rest_markup(f.read()))
@@ -140,6 +200,13 @@ def parse_args(argv):
   parser.add_argument("--output_dir", default=DEFAULT_OUTPUT)
   parser.add_argument("--no_install", action="store_true",
                       help="use what is installed; no apt-get")
+  parser.add_argument("--check", action="store_true",
+                      help="build into a temporary folder and compare with "
+                      "--manifest")
+  parser.add_argument("--record", action="store_true",
+                      help="also write the build's manifest to --manifest")
+  parser.add_argument("--manifest", default=RECORDED_MANIFEST,
+                      help="the committed manifest (default: %(default)s)")
   parser.add_argument("--locale_dir", default="/usr/share/locale")
   parser.add_argument("--man_dir", default="/usr/share/man")
   parser.add_argument("--python_doc_dir",
@@ -150,30 +217,70 @@ def parse_args(argv):
   return parser.parse_args(argv)
 
 
+def build(args, output_dir):
+  """Builds the corpus and its vocabulary into output_dir; the manifest."""
+  if not args.no_install:
+    install(PACKAGES + HELDOUT_PACKAGES)
+  packages, heldout = require_pins(PACKAGES), require_pins(HELDOUT_PACKAGES)
+  files, heldout_files = dpkg_files(packages), dpkg_files(heldout)
+  inputs = debian_corpus.Inputs(
+      catalogs={language: read_catalogs(files, args.locale_dir, language)
+                for language in debian_corpus.LANGUAGES},
+      heldout_catalogs={
+          language: read_catalogs(heldout_files, args.locale_dir, language)
+          for language in debian_corpus.LANGUAGES},
+      documents=read_documents(files, args.man_dir, args.python_doc_dir),
+      packages_texts=apt_lists(args.apt_lists_dir, "Packages"),
+      translation_texts=apt_lists(args.apt_lists_dir, "Translation-en"),
+      packages=packages, heldout_packages=heldout)
+  manifest = debian_corpus.build(inputs, output_dir)
+  model = sentencepiece_training.train(
+      debian_corpus.train_texts(output_dir),
+      os.path.join(output_dir, debian_corpus.SPM_PREFIX),
+      vocab_size=args.vocab_size)
+  manifest["vocabulary"] = {
+      "file": os.path.relpath(model, output_dir),
+      "sha256": sentencepiece_training.vocabulary_sha256(model),
+      "sentencepiece": sentencepiece_training.spm.__version__}
+  debian_corpus.write_manifest(manifest, output_dir)
+  return manifest
+
+
+def check(args):
+  """Exit status of --check: 0 when a fresh build matches --manifest."""
+  try:
+    with open(args.manifest) as f:
+      recorded = json.load(f)
+  except (OSError, ValueError) as e:
+    raise TaskConfigError(
+        f"cannot read the recorded manifest {args.manifest} ({e}): pass "
+        "--manifest=PATH, or record one with --record") from None
+  with tempfile.TemporaryDirectory() as output_dir:
+    problems = debian_corpus.compare_manifests(build(args, output_dir),
+                                               recorded)
+  for problem in problems:
+    print("mismatch: " + problem)
+  if not problems:
+    print("ok: the build matches %s" % args.manifest)
+  return 1 if problems else 0
+
+
 def main(argv=None):
   args = parse_args(argv)
   try:
-    if not args.no_install:
-      install(PACKAGES)
-    inputs = debian_corpus.Inputs(
-        catalogs={language: read_catalogs(args.locale_dir, language)
-                  for language in debian_corpus.LANGUAGES},
-        documents=read_documents(args.man_dir, args.python_doc_dir),
-        packages_texts=apt_lists(args.apt_lists_dir, "Packages"),
-        translation_texts=apt_lists(args.apt_lists_dir, "Translation-en"),
-        packages=installed_versions(PACKAGES))
-    manifest = debian_corpus.build(inputs, args.output_dir)
+    if args.check:
+      return check(args)
+    manifest = build(args, args.output_dir)
   except TaskConfigError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
-  model = sentencepiece_training.train(
-      debian_corpus.train_texts(args.output_dir),
-      os.path.join(args.output_dir, debian_corpus.SPM_PREFIX),
-      vocab_size=args.vocab_size)
+  if args.record:
+    shutil.copyfile(os.path.join(args.output_dir, debian_corpus.MANIFEST),
+                    args.manifest)
   for name, splits in manifest["datasets"].items():
     print(name, " ".join("%s=%d" % (split, info["examples"])
                          for split, info in splits.items()))
-  print("vocabulary:", model)
+  print("vocabulary:", manifest["vocabulary"]["file"])
   return 0
 
 

@@ -7,7 +7,9 @@ splits, the vocabulary of every task here (NAME_bytes: bytes). Stand-ins for
 the Synthesizer paper's datasets, formatted as t5 formats those:
 - debian_l10n_ende, debian_l10n_enfr: "translate English to German: ..." ->
   the German (French) message of the packages' gettext catalogs; sacreBLEU
-  (as wmt14_ende, wmt14_enfr).
+  (as wmt14_ende, wmt14_enfr) and placeholder accuracy
+  (tasks/placeholders.py); splits train, validation, test and heldout
+  (catalogs of packages the corpus never reads).
 - debian_lm: English paragraphs of manual pages and python3-doc, "targets"
   only; perplexity from the runtime's perplexity eval (as lm1b).
 - debian_sections: a package description -> its archive section (10
@@ -24,6 +26,7 @@ from t5.data import preprocessors
 from t5.evaluation import metrics
 
 from tasks import debian_corpus
+from tasks import placeholders
 from tasks import registry
 from tasks import sources
 from tasks import vocabularies
@@ -79,7 +82,8 @@ def tsv_source(dataset: str, keys) -> seqio.DataSource:
 
     return tf.data.TextLineDataset(path).map(parse)
 
-  return seqio.FunctionDataSource(read, splits=debian_corpus.SPLITS)
+  return seqio.FunctionDataSource(
+      read, splits=debian_corpus.dataset_splits(dataset))
 
 
 for _language in debian_corpus.LANGUAGES:
@@ -89,7 +93,8 @@ for _language in debian_corpus.LANGUAGES:
       text_preprocessors=[functools.partial(
           preprocessors.translate, source_language="en",
           target_language=_language)],
-      metric_fns=[metrics.bleu],
+      metric_fns=[metrics.bleu, placeholders.placeholder_accuracy],
+      postprocess_fn=placeholders.keep_source,
       variants=VARIANTS)
 
 registry.add_text_task(

@@ -3,15 +3,20 @@
 Three datasets, each cut into train / validation / test by whole units (a
 catalog, a document, a source package), so no unit leaks across splits:
 - l10n_en{de,fr}: English -> German / French message pairs from the gettext
-  catalogs (.mo) of the installed packages, split by catalog;
+  catalogs (.mo) of the pinned packages, split by catalog; a validation or
+  test pair whose normalised source (`source_key`) is in train is dropped;
+  the evaluation splits are written in a seeded random order, so their
+  first EVAL_EXAMPLES rows are a fixed sample across all their catalogs; a
+  fourth split, heldout, holds the catalogs of packages the corpus never
+  reads (build_corpus.HELDOUT_PACKAGES), sampled the same way;
 - lm: English paragraphs of manual pages (and python3-doc's reST sources),
   split by document;
 - sections: package descriptions labelled with their archive section (about
   10 sections, balanced), split by source package.
 
 Everything here is pure and deterministic: the same input files give the
-same output bytes (sorted inputs, units ordered by sha256 of their name, no
-randomness). scripts/build_corpus.py gathers the inputs (apt-get, man) and
+same output bytes (sorted inputs, units ordered by sha256 of their name,
+evaluation rows ordered by sha256 of SAMPLE_SEED and the row). scripts/build_corpus.py gathers the inputs (apt-get, man) and
 calls `build`; tasks/debian.py registers the seqio tasks over the output.
 """
 import concurrent.futures
@@ -26,6 +31,14 @@ from typing import (Callable, Dict, Iterable, List, Mapping, Optional,
                     Sequence, Tuple)
 
 SPLITS = ("train", "validation", "test")
+# Translation pairs of packages outside the corpus: a second test set.
+HELDOUT = "heldout"
+TRANSLATION_SPLITS = SPLITS + (HELDOUT,)
+# Evaluation splits are written in the order of sha256(SAMPLE_SEED, row), so
+# their first EVAL_EXAMPLES rows (what gin/tables/small/eval.gin decodes) are
+# a seeded sample across all their catalogs.
+SAMPLE_SEED = "debian-eval-0"
+EVAL_EXAMPLES = 1000
 # Share of each split's pairs / paragraphs / descriptions (train: the rest).
 EVAL_FRACTIONS = {"validation": 0.05, "test": 0.05}
 LANGUAGES = ("de", "fr")
@@ -71,17 +84,27 @@ def assign_splits(sizes: Mapping[str, int],
 
 def dedupe_across_splits(
     examples: Mapping[str, Sequence[Tuple[str, ...]]],
-    key: Callable[[Tuple[str, ...]], str]) -> Dict[str, List[Tuple[str, ...]]]:
-  """Drops repeated examples (same key), first in split order: nothing in
+    key: Callable[[Tuple[str, ...]], str],
+    splits: Sequence[str] = SPLITS) -> Dict[str, List[Tuple[str, ...]]]:
+  """Drops repeated examples (same key), first in `splits` order: nothing in
   validation or test is also in train."""
   seen, result = set(), {}
-  for split in SPLITS:
+  for split in splits:
     result[split] = []
     for example in examples.get(split, ()):
       if key(example) not in seen:
         seen.add(key(example))
         result[split].append(example)
   return result
+
+
+def seeded_order(rows: Iterable[Tuple[str, ...]],
+                 text: Callable[[Tuple[str, ...]], Tuple[str, ...]] = tuple
+                 ) -> List[Tuple[str, ...]]:
+  """`rows` sorted by sha256 of SAMPLE_SEED and `text(row)` (the fields
+  written): a fixed shuffle, so any prefix is a seeded sample of all."""
+  return sorted(rows, key=lambda row: _name_hash(
+      "\0".join((SAMPLE_SEED,) + text(row))))
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -91,6 +114,16 @@ def normalise(text: str) -> str:
   """Whitespace runs (newlines, tabs) to one space, control characters
   (a terminal bell) removed; nothing else changes."""
   return " ".join(_CONTROL.sub("", text).split())
+
+
+_PUNCTUATION_AND_SPACE = re.compile(r"[\W_]+")
+
+
+def source_key(text: str) -> str:
+  """The source sentence as deduplication compares it: lower-cased, every
+  run of punctuation and whitespace one space, none at the ends
+  ("%s is a function." and "%S is a  function" are the same)."""
+  return _PUNCTUATION_AND_SPACE.sub(" ", text.lower()).strip()
 
 
 # =============================== translation =================================
@@ -143,21 +176,49 @@ def translation_pairs(messages: Mapping[str, str]) -> List[Tuple[str, str]]:
   return sorted(pairs)
 
 
-def split_translations(catalogs: Mapping[str, bytes]):
-  """(pairs per split, catalogs per split) from {catalog name: .mo bytes}.
+def split_translations(catalogs: Mapping[str, bytes],
+                       heldout_catalogs: Mapping[str, bytes] = None):
+  """(pairs per split, catalogs per split, build statistics) from {catalog
+  name: .mo bytes}; `heldout_catalogs` (other packages') give the heldout
+  split, except any named like a corpus catalog.
 
-  Split by catalog; an English sentence keeps the first translation met
-  (train first), so no validation or test source sentence is in train.
+  Split by catalog. A pair is dropped from validation, test and heldout when
+  its `source_key` was met before (train first, then each split in turn), so
+  no evaluation source is a train source up to case and punctuation; the
+  statistics count those drops, and those an exact-match rule would make.
+  Evaluation splits come in `seeded_order`; the statistics give the
+  catalogs of their first EVAL_EXAMPLES rows.
   """
+  heldout_catalogs = {name: data for name, data in
+                      (heldout_catalogs or {}).items() if name not in catalogs}
   pairs = {name: translation_pairs(read_mo(data))
            for name, data in sorted(catalogs.items())}
   assignment = assign_splits({name: len(p) for name, p in pairs.items()})
-  by_split = {split: [pair for name in sorted(pairs)
+  for name in heldout_catalogs:
+    pairs[name] = translation_pairs(read_mo(heldout_catalogs[name]))
+    assignment[name] = HELDOUT
+  by_split = {split: [(name,) + pair for name in sorted(pairs)
                       if assignment[name] == split for pair in pairs[name]]
-              for split in SPLITS}
+              for split in TRANSLATION_SPLITS}
+  unique = dedupe_across_splits(by_split, lambda row: source_key(row[1]),
+                                TRANSLATION_SPLITS)
+  exact = dedupe_across_splits(by_split, lambda row: row[1],
+                               TRANSLATION_SPLITS)
+  statistics = {split: {} for split in TRANSLATION_SPLITS}
+  for split in TRANSLATION_SPLITS:
+    if split != "train":
+      unique[split] = seeded_order(unique[split], lambda row: row[1:])
+      sample = [row[0] for row in unique[split][:EVAL_EXAMPLES]]
+      statistics[split] = {
+          "dropped_same_source": len(by_split[split]) - len(exact[split]),
+          "dropped_same_normalised_source": (len(exact[split]) -
+                                             len(unique[split])),
+          "sample_catalogs": {n: sample.count(n) for n in sorted(set(sample))}}
   names = {split: sorted(n for n, s in assignment.items() if s == split)
-           for split in SPLITS}
-  return dedupe_across_splits(by_split, key=lambda pair: pair[0]), names
+           for split in TRANSLATION_SPLITS}
+  rows = {split: [row[1:] for row in unique[split]]
+          for split in TRANSLATION_SPLITS}
+  return rows, names, statistics
 
 
 # ============================ language modelling =============================
@@ -306,22 +367,30 @@ def render_all(paths: Sequence[str],
 class Inputs:
   """What the corpus is built from, already read (see build_corpus.py).
 
-  catalogs: {language: {catalog name: .mo bytes}}; documents: {name: text};
-  packages_texts / translation_texts: apt list files as text; packages:
-  "name=version" of the pinned packages as installed.
+  catalogs: {language: {catalog name: .mo bytes}} of the corpus's
+  packages, heldout_catalogs: the same of the held-out packages; documents:
+  {name: text}; packages_texts / translation_texts: apt list files as text;
+  packages / heldout_packages: "name=version" of each as installed.
   """
   catalogs: Mapping[str, Mapping[str, bytes]]
   documents: Mapping[str, str]
   packages_texts: Sequence[str]
   translation_texts: Sequence[str] = ()
   packages: Sequence[str] = ()
+  heldout_catalogs: Mapping[str, Mapping[str, bytes]] = dataclasses.field(
+      default_factory=dict)
+  heldout_packages: Sequence[str] = ()
+
+
+def dataset_splits(dataset: str) -> Tuple[str, ...]:
+  return TRANSLATION_SPLITS if dataset.startswith("l10n_") else SPLITS
 
 
 def dataset_files(output_dir: str, dataset: str) -> Dict[str, str]:
   """{split: path} of one dataset's files (TSV, or .txt for the LM)."""
   extension = "txt" if dataset == "lm" else "tsv"
   return {split: os.path.join(output_dir, dataset, f"{split}.{extension}")
-          for split in SPLITS}
+          for split in dataset_splits(dataset)}
 
 
 def _write_lines(path: str, rows: Sequence[Tuple[str, ...]]) -> str:
@@ -335,26 +404,75 @@ def _write_lines(path: str, rows: Sequence[Tuple[str, ...]]) -> str:
 
 def build(inputs: Inputs, output_dir: str) -> Dict:
   """Writes every dataset and manifest.json under output_dir; returns the
-  manifest (counts, units and sha256 of each split file)."""
-  datasets, units = {}, {}
+  manifest (packages, and per split: units, counts, sha256 of its file)."""
+  datasets, units, statistics = {}, {}, {}
   for language in LANGUAGES:
     name = f"l10n_en{language}"
-    datasets[name], units[name] = split_translations(inputs.catalogs[language])
+    datasets[name], units[name], statistics[name] = split_translations(
+        inputs.catalogs[language], inputs.heldout_catalogs.get(language))
   datasets["lm"], units["lm"] = split_documents(inputs.documents)
   datasets["sections"] = split_descriptions(labelled_descriptions(
       inputs.packages_texts, inputs.translation_texts))
-  manifest = {"packages": sorted(inputs.packages), "datasets": {}}
+  manifest = {"packages": sorted(inputs.packages),
+              "heldout_packages": sorted(inputs.heldout_packages),
+              "datasets": {}}
   for name, splits in datasets.items():
     files = dataset_files(output_dir, name)
-    manifest["datasets"][name] = {split: {
+    manifest["datasets"][name] = {split: dict({
         "file": os.path.relpath(files[split], output_dir),
         "examples": len(splits[split]),
         "sha256": _write_lines(files[split], splits[split]),
-        "units": units.get(name, {}).get(split, "by source package")}
-                                  for split in SPLITS}
+        "units": units.get(name, {}).get(split, "by source package")},
+                                              **statistics.get(name, {}).get(
+                                                  split, {}))
+                                  for split in dataset_splits(name)}
+  write_manifest(manifest, output_dir)
+  return manifest
+
+
+def write_manifest(manifest: Mapping, output_dir: str) -> None:
   with open(os.path.join(output_dir, MANIFEST), "w") as f:
     json.dump(manifest, f, indent=1, sort_keys=True)
-  return manifest
+    f.write("\n")
+
+
+def compare_manifests(built: Mapping, recorded: Mapping) -> List[str]:
+  """One line per difference of a rebuilt manifest from the recorded one,
+  naming what differs and its likely cause; [] when they agree."""
+  problems = []
+  for key in ("packages", "heldout_packages"):
+    changed = sorted(set(built.get(key, ())) ^ set(recorded.get(key, ())))
+    if changed:
+      problems.append(
+          f"{key}: installed versions differ ({', '.join(changed)}): apt "
+          "served other versions than the pinned ones (pins in "
+          "scripts/build_corpus.py)")
+  for name, splits in recorded.get("datasets", {}).items():
+    for split, info in splits.items():
+      ours = built.get("datasets", {}).get(name, {}).get(split)
+      if ours is None:
+        problems.append(f"{name}/{split}: not built (the builder no longer "
+                        "writes this split)")
+      elif ours["units"] != info["units"]:
+        units = sorted(set(ours["units"]) ^ set(info["units"])) if isinstance(
+            info["units"], list) else [ours["units"]]
+        problems.append(
+            f"{name}/{split}: other catalogs or documents ({', '.join(units[:5])}"
+            f"{', ...' if len(units) > 5 else ''}): a package installed "
+            "another version or file list")
+      elif ours["sha256"] != info["sha256"]:
+        problems.append(
+            f"{name}/{split}: same units, other bytes ({ours['examples']} vs "
+            f"{info['examples']} examples): a unit's content changed (a "
+            "rebuilt package, another man-db/groff rendering or apt list) "
+            "or the builder changed")
+  vocabulary = recorded.get("vocabulary", {})
+  if vocabulary and built.get("vocabulary") != vocabulary:
+    problems.append(
+        "vocabulary: the SentencePiece model differs (recorded "
+        f"{vocabulary}, built {built.get('vocabulary')}): another "
+        "sentencepiece version, or a train split above differs")
+  return problems
 
 
 def train_texts(output_dir: str) -> Iterable[str]:

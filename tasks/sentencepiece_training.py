@@ -4,6 +4,7 @@ T5's convention: id 0 = PAD, 1 = EOS, 2 = UNK, no BOS. The text is read from
 the task's byte variant (`NAME_bytes`), whose *_pretokenized features hold the
 preprocessed strings, so no vocabulary file is needed to make one.
 """
+import hashlib
 import os
 from typing import Iterable, Iterator
 
@@ -51,3 +52,14 @@ def train(texts: Iterable[str], model_prefix: str, vocab_size: int = 32000,
       hard_vocab_limit=False, character_coverage=1.0,
       max_sentence_length=1 << 16, minloglevel=2, num_threads=1)
   return model_prefix + ".model"
+
+
+def vocabulary_sha256(model_path: str) -> str:
+  """sha256 of a model's pieces and scores, in id order: what tokenizes.
+  (The file's own bytes also hold the path it was trained to.)"""
+  processor = spm.SentencePieceProcessor(model_file=model_path)
+  digest = hashlib.sha256()
+  for i in range(processor.get_piece_size()):
+    digest.update(("%s\t%r\n" % (processor.id_to_piece(i),
+                                 processor.get_score(i))).encode("utf-8"))
+  return digest.hexdigest()

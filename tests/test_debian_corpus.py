@@ -11,6 +11,7 @@ import sys
 
 import pytest
 import seqio
+import sentencepiece
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir,
                                 "scripts"))
@@ -87,20 +88,43 @@ def _message(catalog, i):
           "%s Nachricht Nummer %d mit %%s" % (catalog, i))
 
 
+# Fixture packages: "corpus" owns catalog00..19, the documents and the man
+# folder; "other" owns the held-out catalogs; "stray" catalogs belong to
+# neither (the base image's) and must not be read.
+PINS = ("corpus=1.0",)
+HELDOUT_PINS = ("other=2.0",)
+HELDOUT_CATALOGS = ("held0", "held1", "catalog05")  # the last: a clash
+
+
+def _write_catalog(folder, name, messages):
+  with open(os.path.join(folder, name + ".mo"), "wb") as f:
+    f.write(mo_bytes(messages))
+  return os.path.join(folder, name + ".mo")
+
+
 def write_inputs(root):
-  """Catalogs (20 per language, sizes 5..24), reST documents and a
-  Packages list; returns the builder's input flags."""
+  """Catalogs (20 per language, sizes 5..24, + held-out and stray ones),
+  reST documents and a Packages list; returns (the builder's input flags,
+  {package: files} as dpkg -L would list them)."""
+  owned = {"corpus": [], "other": []}
   for language in debian_corpus.LANGUAGES:
     folder = os.path.join(root, "locale", language, "LC_MESSAGES")
     os.makedirs(folder)
     for c in range(20):
       name = "catalog%02d" % c
-      # A message shared by every catalog: kept once, in train.
+      # A message in every catalog, differing only in punctuation and
+      # case: kept once, in train.
       messages = dict([_message(name, i) for i in range(5 + c)] +
-                      [("Report bugs to the maintainer",
+                      [("Report bugs to the maintainer" + "!" * c,
                         "Fehler an den Betreuer melden")])
-      with open(os.path.join(folder, name + ".mo"), "wb") as f:
-        f.write(mo_bytes(messages))
+      owned["corpus"].append(_write_catalog(folder, name, messages))
+    for k, name in enumerate(HELDOUT_CATALOGS):
+      owned["other"].append(_write_catalog(folder, name, dict(
+          [_message(name, i) for i in range(8)] +
+          [("REPORT BUGS TO THE MAINTAINER" + "?" * k,
+            "Fehler an den Betreuer melden")])))
+    _write_catalog(folder, "stray", dict(_message("stray", i)
+                                         for i in range(30)))
   docs = os.path.join(root, "python_doc")
   os.makedirs(docs)
   for d in range(20):
@@ -109,6 +133,7 @@ def write_inputs(root):
           "Paragraph %s of document number %d uses :func:`len` and "
           "``print`` in plain English prose." % (p, d) for p in "abcd") +
               "\n\n--option -x -y -z a table row, not prose at all 1 2 3\n")
+    owned["corpus"].append(f.name)
   os.makedirs(os.path.join(root, "man"))
   lists = os.path.join(root, "lists")
   os.makedirs(lists)
@@ -119,23 +144,37 @@ def write_inputs(root):
                 "Description: a %s package number %d\n its long text\n .\n"
                 " second paragraph\n\n" % (section, p, section, p % 30,
                                            "main/" + section, section, p))
-  return ["--no_install", "--locale_dir=" + os.path.join(root, "locale"),
-          "--man_dir=" + os.path.join(root, "man"),
-          "--python_doc_dir=" + docs, "--apt_lists_dir=" + lists,
-          "--vocab_size=120"]
+  flags = ["--no_install", "--locale_dir=" + os.path.join(root, "locale"),
+           "--man_dir=" + os.path.join(root, "man"),
+           "--python_doc_dir=" + docs, "--apt_lists_dir=" + lists,
+           "--vocab_size=120"]
+  return flags, owned
+
+
+def fake_dpkg(monkeypatch, owned, installed=PINS + HELDOUT_PINS):
+  """The builder's pins and dpkg queries, on the fixture's packages."""
+  monkeypatch.setattr(build_corpus, "PACKAGES", PINS)
+  monkeypatch.setattr(build_corpus, "HELDOUT_PACKAGES", HELDOUT_PINS)
+  monkeypatch.setattr(build_corpus, "installed_versions",
+                      lambda pins: sorted(installed))
+  monkeypatch.setattr(build_corpus, "dpkg_files", lambda pins: sorted(
+      f for pin in pins for f in owned[build_corpus.name_of(pin)]))
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-  """The inputs and two builds of them: {"flags", "runs": [dir, dir]}."""
+  """The inputs and two builds of them: {"flags", "owned", "runs": [dir,
+  dir]}."""
   root = str(tmp_path_factory.mktemp("debian"))
-  flags = write_inputs(root)
+  flags, owned = write_inputs(root)
   runs = []
-  for run in ("first", "second"):
-    output = os.path.join(root, run)
-    assert build_corpus.main(flags + ["--output_dir=" + output]) == 0
-    runs.append(output)
-  return {"root": root, "runs": runs}
+  with pytest.MonkeyPatch.context() as monkeypatch:
+    fake_dpkg(monkeypatch, owned)
+    for run in ("first", "second"):
+      output = os.path.join(root, run)
+      assert build_corpus.main(flags + ["--output_dir=" + output]) == 0
+      runs.append(output)
+  return {"root": root, "runs": runs, "flags": flags, "owned": owned}
 
 
 def _manifest(output):
@@ -151,6 +190,15 @@ def _lines(output, dataset, split):
 def test_build_is_deterministic_and_manifest_hashes_files(built):
   first, second = (_manifest(run) for run in built["runs"])
   assert first == second
+  assert first["packages"] == list(PINS)
+  assert first["heldout_packages"] == list(HELDOUT_PINS)
+  processor = sentencepiece.SentencePieceProcessor(model_file=os.path.join(
+      built["runs"][0], first["vocabulary"]["file"]))
+  pieces = "".join("%s\t%r\n" % (processor.id_to_piece(i),
+                                  processor.get_score(i))
+                   for i in range(processor.get_piece_size()))
+  assert hashlib.sha256(pieces.encode()).hexdigest() == (
+      first["vocabulary"]["sha256"])
   for name, splits in first["datasets"].items():
     for split, info in splits.items():
       with open(os.path.join(built["runs"][1], info["file"]), "rb") as f:
@@ -165,20 +213,97 @@ def test_translations_split_by_catalog(built):
   for language in debian_corpus.LANGUAGES:
     name = "l10n_en" + language
     catalogs = {s: set(datasets[name][s]["units"]) for s in
-                debian_corpus.SPLITS}
-    assert set.union(*catalogs.values()) == {"catalog%02d" % c
-                                             for c in range(20)}
+                debian_corpus.TRANSLATION_SPLITS}
+    # Only the pinned packages' catalogs: not the stray one, and not the
+    # held-out catalog named like a corpus catalog.
+    assert set.union(*catalogs.values()) == {
+        "catalog%02d" % c for c in range(20)} | {"held0", "held1"}
+    assert catalogs["heldout"] == {"held0", "held1"}
     assert not catalogs["train"] & (catalogs["test"] | catalogs["validation"])
     for split, names in catalogs.items():
       # Every pair comes from its split's catalogs (or is the shared one).
       sources = {en.split(" ")[0] for en, _ in _lines(output, name, split)}
       assert sources - {"Report"} == names
     train = {en for en, _ in _lines(output, name, "train")}
-    assert "Report bugs to the maintainer" in train
-    for split in ("validation", "test"):
+    assert sum(en.startswith("Report bugs") for en in train) == 1
+    for split in ("validation", "test", "heldout"):
       assert not train & {en for en, _ in _lines(output, name, split)}
     assert all("%s" in en and "%s" in target
                for en, target in _lines(output, name, "test"))
+
+
+def test_evaluation_sources_differ_from_train_after_normalisation(built):
+  output = built["runs"][0]
+  for language in debian_corpus.LANGUAGES:
+    name = "l10n_en" + language
+    train = {debian_corpus.source_key(en)
+             for en, _ in _lines(output, name, "train")}
+    dropped = 0
+    for split in ("validation", "test", "heldout"):
+      keys = [debian_corpus.source_key(en)
+              for en, _ in _lines(output, name, split)]
+      assert not train & set(keys) and len(keys) == len(set(keys))
+      info = _manifest(output)["datasets"][name][split]
+      dropped += info["dropped_same_normalised_source"]
+    # Each evaluation catalog's "Report bugs ...!!" variant and each
+    # held-out catalog's upper-case one: an exact match keeps them.
+    assert dropped == len(_manifest(output)["datasets"][name]["validation"][
+        "units"] + _manifest(output)["datasets"][name]["test"]["units"]) + 2
+
+
+def test_source_key_lowercases_and_collapses_punctuation_and_space():
+  assert debian_corpus.source_key("%s is a function.") == (
+      debian_corpus.source_key("%S  is a\tfunction"))
+  assert debian_corpus.source_key("Can't open: file") == "can t open file"
+  assert debian_corpus.source_key("open file") != (
+      debian_corpus.source_key("open files"))
+
+
+def test_evaluation_rows_are_a_seeded_sample_across_catalogs(built):
+  output = built["runs"][0]
+  for split in ("validation", "test", "heldout"):
+    rows = [tuple(r) for r in _lines(output, "l10n_ende", split)]
+    assert rows == debian_corpus.seeded_order(rows)
+    assert rows != sorted(rows)  # not sorted by catalog (the old layout)
+    info = _manifest(output)["datasets"]["l10n_ende"][split]
+    assert sum(info["sample_catalogs"].values()) == min(
+        len(rows), debian_corpus.EVAL_EXAMPLES)
+    assert set(info["sample_catalogs"]) == set(info["units"])
+
+
+def test_check_passes_on_the_same_inputs_and_names_a_changed_split(
+    built, tmp_path, monkeypatch, capsys):
+  fake_dpkg(monkeypatch, built["owned"])
+  recorded = str(tmp_path / "manifest.json")
+  flags = built["flags"] + ["--manifest=" + recorded]
+  assert build_corpus.main(flags + ["--output_dir=" + str(tmp_path / "a"),
+                                    "--record"]) == 0
+  capsys.readouterr()
+  assert build_corpus.main(flags + ["--check"]) == 0
+  assert capsys.readouterr().out.startswith("ok:")
+  test_catalog = _manifest(str(tmp_path / "a"))["datasets"]["l10n_ende"][
+      "test"]["units"][0]
+  path = os.path.join(built["root"], "locale", "de", "LC_MESSAGES",
+                      test_catalog + ".mo")
+  with open(path, "rb") as f:
+    original = f.read()
+  try:
+    with open(path, "wb") as f:  # Same sizes: the catalog's split stays.
+      f.write(original.replace(b"Nachricht", b"Botschaft"))
+    assert build_corpus.main(flags + ["--check"]) == 1
+  finally:
+    with open(path, "wb") as f:
+      f.write(original)
+  # One line: the test split (train and so the vocabulary are unchanged).
+  lines = capsys.readouterr().out.splitlines()
+  assert len(lines) == 1, lines
+  (line,) = lines
+  assert line.startswith("mismatch: l10n_ende/test: same units, other bytes")
+  fake_dpkg(monkeypatch, built["owned"], installed=("corpus=0.9", "other=2.0"))
+  assert build_corpus.main(flags + ["--check"]) == 2
+  error = capsys.readouterr().err.strip()
+  assert error.startswith("error: corpus=1.0 is not installed (found "
+                          "corpus=0.9)") and "\n" not in error
 
 
 def test_lm_and_sections(built):
@@ -207,11 +332,12 @@ def _examples(task, split, n):
 def test_tasks_read_the_corpus(built, monkeypatch):
   monkeypatch.setenv("MTF_SYNTH_DEBIAN_DIR", built["runs"][0])
   output = built["runs"][0]
-  en, de = _lines(output, "l10n_ende", "test")[0]
-  example = _examples("debian_l10n_ende", "test", 1)[0]
-  assert example["inputs_pretokenized"].decode() == (
-      "translate English to German: " + en)
-  assert example["targets_pretokenized"].decode() == de
+  for split in ("test", "heldout"):
+    en, de = _lines(output, "l10n_ende", split)[0]
+    example = _examples("debian_l10n_ende", split, 1)[0]
+    assert example["inputs_pretokenized"].decode() == (
+        "translate English to German: " + en)
+    assert example["targets_pretokenized"].decode() == de
   vocabulary = seqio.get_mixture_or_task(
       "debian_l10n_ende").output_features["targets"].vocabulary
   assert vocabulary.decode(example["targets"].tolist()) == de
