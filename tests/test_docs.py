@@ -27,6 +27,7 @@ import shutil
 import sys
 
 import pytest
+import tensorflow.compat.v1 as tf
 
 from mtf_synth import cli
 from mtf_synth import hf_t5
@@ -119,16 +120,33 @@ def test_fences_are_labelled():
           "one of %s" % (page, line - 1, ", ".join(_FENCE_LABELS[1:])))
 
 
-def test_relative_links_lead_to_files():
+def anchors(page):
+  """The #anchors GitHub gives the page's headings (outside fences)."""
+  found, in_fence = set(), False
+  with open(os.path.join(REPO, page)) as f:
+    for line in f:
+      in_fence ^= line.startswith("```")
+      heading = re.match(r"#+ (.*)$", line)
+      if heading and not in_fence:
+        found.add(re.sub(r"[^\w\- ]", "", heading[1].lower()).replace(
+            " ", "-"))
+  return found
+
+
+def test_relative_links_lead_to_files_and_headings():
   for page in PAGES:
     with open(os.path.join(REPO, page)) as f:
       text = f.read()
-    for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):
+    for target, anchor in re.findall(r"\]\(([^)#\s]*)(?:#([^)]*))?\)", text):
       if "://" in target:
         continue
-      path = os.path.join(REPO, os.path.dirname(page), target)
-      assert os.path.exists(path), "%s links to %s, which is missing" % (
-          page, target)
+      path = os.path.normpath(os.path.join(os.path.dirname(page),
+                                           target or os.path.basename(page)))
+      assert os.path.exists(os.path.join(REPO, path)), (
+          "%s links to %s, which is missing" % (page, target))
+      assert not anchor or anchor in anchors(path), (
+          "%s links to %s#%s, which has no such heading" % (page, target,
+                                                            anchor))
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +181,7 @@ def split(command):
 
 def run_python(argv, capsys, module=False):
   """Runs `python [-m] argv[0] ARGS` in this process: (exit code, stdout)."""
-  saved_argv = sys.argv
+  saved_argv, saved_verbosity = sys.argv, tf.logging.get_verbosity()
   sys.argv = list(argv)
   code = 0
   try:
@@ -175,6 +193,7 @@ def run_python(argv, capsys, module=False):
     code = e.code or 0
   finally:
     sys.argv = saved_argv
+    tf.logging.set_verbosity(saved_verbosity)  # hf_t5 lowers it
   out, err = capsys.readouterr()
   return code, out + err
 
