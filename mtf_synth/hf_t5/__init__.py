@@ -9,6 +9,9 @@ variable names and layouts, architecture.py the hyperparameters, and
 command_line.py is `python -m mtf_synth.hf_t5`.
 """
 
+# A checkpoint or configuration the converter cannot convert faithfully: a
+# user error (one line, exit 2, from the command line).
+from mtf_synth.errors import ConversionError
 from mtf_synth.hf_t5.architecture import T5Architecture
 from mtf_synth.hf_t5.exporter import default_gin_files
 from mtf_synth.hf_t5.exporter import export_hf_t5
@@ -21,7 +24,6 @@ from mtf_synth.hf_t5.mtf_model import GIN_FILE
 from mtf_synth.hf_t5.mtf_model import call_model
 from mtf_synth.hf_t5.mtf_model import gin_model
 from mtf_synth.hf_t5.mtf_model import model_variables
-from mtf_synth.hf_t5.names import ConversionError
 from mtf_synth.hf_t5.names import hf_name
 from mtf_synth.hf_t5.names import vanilla_name
 from mtf_synth.hf_t5.command_line import main  # after what it runs

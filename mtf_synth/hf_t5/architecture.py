@@ -9,7 +9,7 @@ import dataclasses
 import gin
 from mesh_tensorflow.transformer import transformer_layers
 
-from mtf_synth.hf_t5.names import ConversionError
+from mtf_synth.errors import ConversionError
 
 # mesh TF's relative position buckets have this maximum distance built in.
 _MAX_DISTANCE = 128

@@ -24,10 +24,10 @@ import safetensors
 from safetensors import numpy as safetensors_numpy
 import tensorflow.compat.v1 as tf
 
+from mtf_synth.errors import ConversionError
 from mtf_synth.hf_t5 import mtf_model
 from mtf_synth.hf_t5 import names
 from mtf_synth.hf_t5.architecture import T5Architecture
-from mtf_synth.hf_t5.names import ConversionError
 
 _CHECKPOINT_PREFIX = "model.ckpt"
 

@@ -14,7 +14,7 @@ from mesh_tensorflow.transformer import transformer
 from mesh_tensorflow.transformer import utils as mtf_utils
 import tensorflow.compat.v1 as tf
 
-from mtf_synth.hf_t5.names import ConversionError
+from mtf_synth.errors import ConversionError
 
 GIN_FILE = "model.gin"
 # mesh TF pads the vocabulary dim to a multiple of this

@@ -10,11 +10,7 @@ import re
 
 import numpy as np
 
-from mtf_synth import errors
-
-# A checkpoint or configuration the converter cannot convert faithfully: a
-# user error (one line, exit 2, from the command line).
-ConversionError = errors.ConversionError
+from mtf_synth.errors import ConversionError
 
 # mesh TF variable name -> Hugging Face parameter name, for vanilla T5.
 _STACK = r"(encoder|decoder)/block_(\d+)/layer_(\d+)/"
