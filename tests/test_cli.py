@@ -56,6 +56,30 @@ def test_perplexity_eval(trained_dir):
   assert 0.0 < token_accuracy[20] <= 1.0
 
 
+def test_perplexity_eval_stops_where_the_split_ends(trained_dir):
+  """1000 batches asked of a 500-example split (batch 8): 63 batches run
+  (the last one part padding), and the token-weighted metrics equal those
+  of asking for exactly 63."""
+  def perplexity_eval(steps):
+    result = mtf_synth(
+        trained_dir, *T5_TINY_ON_DEMO, "--gin_file=perplexity_eval.gin",
+        "--gin_param=eval_checkpoint_step=-1",
+        "--gin_param=utils.run.dataset_split='validation'",
+        "--gin_param=utils.run.perplexity_eval_steps=%d" % steps)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (eval_dir,) = glob.glob(os.path.join(
+        trained_dir, "eval_mtf_synth_demo_validation_%d" % (8 * steps)))
+    return result.stderr, eval_dir
+
+  log, asked_1000 = perplexity_eval(1000)
+  assert "the data ended after 63 of 1000 batches" in log
+  log, asked_63 = perplexity_eval(63)
+  assert "the data ended" not in log
+  for tag in ("neg_log_perplexity", "token_accuracy"):
+    assert scalars(asked_63, tag), tag
+    assert scalars(asked_1000, tag) == scalars(asked_63, tag), tag
+
+
 def test_infer_from_file_writes_text(trained_dir, tmp_path):
   inputs = tmp_path / "inputs.txt"
   inputs.write_text("reverse: a b c\nsort: c b a\n")
