@@ -511,9 +511,32 @@ def _patch_mesh_tf_utils(utils):
               lambda make: _scoring_model_fn(_model_fn_knows_tpu(make)))
 
 
+class _BeamSearchGathersByIndex:
+  """mesh_tensorflow for beam_search.py, whose state reorder is
+  einsum([state, one-hot selector]) reducing `old_beam`, one product over
+  every cache per step; mtf_synth.attention.decoding.gather_beams does it as
+  an index gather (a one-hot product again on TPU)."""
+
+  def __init__(self, mtf):
+    self._mtf = mtf
+
+  def __getattr__(self, name):
+    return getattr(self._mtf, name)
+
+  def einsum(self, xs, output_shape=None, reduced_dims=None, name=None):
+    if (len(xs) == 2 and reduced_dims and len(reduced_dims) == 1 and
+        reduced_dims[0].name == "old_beam"):
+      from mtf_synth.attention import decoding  # pylint: disable=g-import-not-at-top
+      return decoding.gather_beams(xs[0], xs[1], reduced_dims[0],
+                                   output_shape or xs[0].shape)
+    return self._mtf.einsum(xs, output_shape, reduced_dims, name)
+
+
 def _patch_beam_search(beam_search_module):
   _patch_once(beam_search_module, "beam_search",
               _beam_search_per_example_off_tpu)
+  if not isinstance(beam_search_module.mtf, _BeamSearchGathersByIndex):
+    beam_search_module.mtf = _BeamSearchGathersByIndex(beam_search_module.mtf)
 
 
 def _self_attention_decodes_by_index(call):

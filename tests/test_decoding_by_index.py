@@ -200,3 +200,18 @@ def test_plain_self_attention_decodes_by_index_and_others_as_mesh_tf():
   other = decode_graph_op_types(OwnAttentionFunction(num_heads=2,
                                                      key_value_size=4))
   assert "TensorScatterUpdate" not in other
+
+
+def test_beam_search_reorders_states_by_index():
+  with tf.Graph().as_default():
+    mesh = mtf.Mesh(mtf.Graph(), "mesh")
+    ids = mtf.zeros(mesh, mtf.Shape([mtf.Dimension("batch", 2),
+                                     mtf.Dimension("beam", 3),
+                                     mtf.Dimension("length", LENGTH)]),
+                    tf.int32)
+    decoder("positional").beam_search(
+        ids, mtf.constant(mesh, LENGTH, dtype=tf.int32), alpha=0.6)
+    operations = [type(op).__name__ for loop in mesh.graph.operations
+                  for op in getattr(loop, "_body_ops", ())]
+  # One reorder per cache: 2 layers x (keys, values).
+  assert operations.count("_GatherBeams") == 4

@@ -204,3 +204,47 @@ def _softmax_last_axis(logits, extra_logit):
   exp = tf.exp(logits - top)
   return exp / (tf.reduce_sum(exp, axis=-1, keepdims=True) +
                 tf.exp(extra_logit - top))
+
+
+def gather_beams(state, selector, old_beam_dim, output_shape):
+  """Beam search's state reorder, einsum([state, selector]) reducing
+  `old_beam_dim` with a one-hot selector [batch.., old_beam, beam], as an
+  index gather: each new beam copies its old beam's slice."""
+  new_dims = [d for d in selector.shape.dims if d not in state.shape.dims]
+  shared = [d for d in selector.shape.dims
+            if d in state.shape.dims and d != old_beam_dim]
+  index = mtf.reduce_sum(
+      mtf.to_int32(selector) * mtf.range(state.mesh, old_beam_dim, tf.int32),
+      reduced_dim=old_beam_dim)
+  index = mtf.transpose(index, shared + new_dims)
+  others = [d for d in state.shape.dims if d not in shared]
+  state = mtf.transpose(state, shared + others)
+  gathered = _GatherBeams(state, index, old_beam_dim, new_dims).outputs[0]
+  return mtf.transpose(gathered, output_shape)
+
+
+class _GatherBeams(mtf.Operation):
+  """See gather_beams; decoding only (no gradient)."""
+
+  def __init__(self, state, index, old_beam_dim, new_dims):
+    super().__init__([state, index], name="gather_beams")
+    self._old_beam_dim = old_beam_dim
+    self._axis = state.shape.dims.index(old_beam_dim)
+    self._batch_dims = index.shape.ndims - len(new_dims)
+    dims = state.shape.dims
+    self._outputs = [mtf.Tensor(self, mtf.Shape(
+        dims[:self._axis] + new_dims + dims[self._axis + 1:]), state.dtype)]
+
+  def lower(self, lowering):
+    mesh_impl = lowering.mesh_impl(self)
+    _check_memory_whole(mesh_impl, self._old_beam_dim)
+
+    def gather(state, index):
+      if not _static_shapes_only(mesh_impl):
+        return tf.gather(state, index, axis=self._axis,
+                         batch_dims=self._batch_dims)
+      one_hot = tf.one_hot(index, self._old_beam_dim.size, dtype=state.dtype)
+      return tf.einsum("...nb,...b...->...n...", one_hot, state)
+
+    lowering.set_tensor_lowering(self.outputs[0], mesh_impl.slicewise(
+        gather, *[lowering.tensors[t] for t in self.inputs]))
