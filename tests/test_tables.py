@@ -5,6 +5,7 @@ finished cells."""
 import csv
 import json
 import os
+import shlex
 import sys
 
 import pytest
@@ -16,6 +17,7 @@ import tables  # noqa: E402  pylint: disable=g-import-not-at-top
 from mtf_synth import cli  # noqa: E402  pylint: disable=g-import-not-at-top
 from mtf_synth.tables import REPO  # noqa: E402  pylint: disable=g-import-not-at-top
 from mtf_synth.tables import cells  # noqa: E402  pylint: disable=g-import-not-at-top
+from mtf_synth.tables import curves  # noqa: E402  pylint: disable=g-import-not-at-top
 from mtf_synth.tables import metrics  # noqa: E402  pylint: disable=g-import-not-at-top
 from mtf_synth.tables import planning  # noqa: E402  pylint: disable=g-import-not-at-top
 from mtf_synth.tables import report  # noqa: E402  pylint: disable=g-import-not-at-top
@@ -53,6 +55,17 @@ def test_every_command_parses(table, scale, stand_in_vocabularies):
     cli.check_command(command[1:])
 
 
+def test_curve_commands_parse(stand_in_vocabularies, capsys):
+  """scripts/curves.py's first chunk of every curve cell: train, and the
+  evaluations at its checkpoint."""
+  import curves as curves_script  # pylint: disable=g-import-not-at-top
+  assert curves_script.main(["--dry_run", "--model_dir_root=/tmp/r"]) == 0
+  lines = capsys.readouterr().out.splitlines()
+  assert len(lines) == 3 * 10 + 2 * 8  # En-De: 10 cells, LM: 8
+  for line in lines:
+    cli.check_command(shlex.split(line)[1:])
+
+
 def test_tpu_and_cpu_mesh_commands_parse(stand_in_vocabularies):
   for command in commands("synth_mt_lm", "paper", "--rows=random_vanilla",
                           "--mesh=tpu_2x2"):
@@ -75,7 +88,8 @@ def test_every_gin_file_is_used_and_exists():
              for d, _, fs in os.walk(os.path.join(REPO, "gin", "tables"))
              for f in fs if f.endswith(".gin")}
   included = {"tables/mini/sizes.gin", "tables/small/sizes.gin",
-              "tables/synth_glue/tasks/c4_pretrain.gin"}
+              "tables/synth_glue/tasks/c4_pretrain.gin",
+              curves.SETTINGS_GIN}  # the curve cells' (test_curve_commands)
   assert on_disk - used - included == set()
 
 

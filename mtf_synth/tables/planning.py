@@ -50,15 +50,25 @@ def cell_steps(table, row, column, scale, model_dir_root, mesh=None,
         pretrain_dir, "model.ckpt-%s" % "PRETRAIN_STEPS"))
   steps.append(Step("train", model_dir,
                     gin_args(run_files, params) + list(extra)))
-  eval_gin = {"decode": "eval.gin", "perplexity": "perplexity_eval.gin"}
-  if column.evaluation in eval_gin:
-    files = [eval_gin[column.evaluation]] + run_files
-    if scale != "paper":
-      files.append("tables/%s/eval.gin" % scale)
-    steps.append(Step("eval", model_dir, gin_args(
-        files, ["eval_checkpoint_step=-1",
-                "utils.run.dataset_split='%s'" % column.split]) + list(extra)))
+  if column.evaluation in EVAL_GIN:
+    steps.append(eval_step("eval", model_dir, column.evaluation, column.split,
+                           run_files, scale, extra))
   return steps
+
+
+EVAL_GIN = {"decode": "eval.gin", "perplexity": "perplexity_eval.gin"}
+
+
+def eval_step(name, model_dir, evaluation, split, run_files, scale, extra=(),
+              checkpoint_step=-1):
+  """The mtf_synth call that evaluates a checkpoint of a run of `run_files`:
+  decode-and-score or perplexity (`evaluation`) on `split`."""
+  files = [EVAL_GIN[evaluation]] + list(run_files)
+  if scale != "paper":
+    files.append("tables/%s/eval.gin" % scale)
+  return Step(name, model_dir, gin_args(
+      files, ["eval_checkpoint_step=%s" % checkpoint_step,
+              "utils.run.dataset_split='%s'" % split]) + list(extra))
 
 
 _GIN_INCLUDE = re.compile(r"^\s*include\s+['\"]([^'\"]+)['\"]", re.M)

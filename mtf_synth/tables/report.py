@@ -7,7 +7,7 @@ import os
 from mtf_synth.tables.specs import LOWER_IS_BETTER
 
 
-def _fmt(value):
+def fmt(value):
   if value is None:
     return ""
   return "%.4g" % value if isinstance(value, float) else str(value)
@@ -52,12 +52,12 @@ def markdown(table, scale, results, commands_file):
     for column, metric in ours:
       result = results.get((row, column.name)) or {}
       statuses.append(result.get("status", "not run"))
-      cells.append(_fmt((result.get("metrics") or {}).get(metric))
+      cells.append(fmt((result.get("metrics") or {}).get(metric))
                    if result.get("status") == "ok" else "")
     failed = sorted({s for s in statuses if s != "ok"})
     cells.append("ok" if not failed else "/".join(failed))
     for column, metric in paper:
-      cells.append(_fmt(table.published.get(column.name, {}).get(
+      cells.append(fmt(table.published.get(column.name, {}).get(
           metric, {}).get(row)))
     lines.append("| " + " | ".join(cells) + " |")
   lines += ["", "Paper numbers are the published ones (blank: not "
@@ -99,7 +99,7 @@ def plot(table, scale, results, path):
     axis.barh(range(len(labels)), [v if v is not None else 0 for v in values],
               color=["C0" if title.startswith("ours") else "C1"] * len(values))
     for i, value in enumerate(values):
-      axis.text(0, i, " " + (_fmt(value) if value is not None else "n/a"),
+      axis.text(0, i, " " + (fmt(value) if value is not None else "n/a"),
                 va="center", fontsize=7)
     axis.set_yticks(range(len(labels)))
     axis.set_yticklabels(labels if axis is axes[0][0] else [], fontsize=7)

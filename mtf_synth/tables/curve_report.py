@@ -1,0 +1,181 @@
+"""The learning curves' report: a Markdown table per column (each cell's
+plateau step and numbers, then each row's mean and range over seeds), a
+long-format CSV of every evaluated point, one plot per column, and the
+commands."""
+
+import csv
+import json
+import os
+
+from mtf_synth.tables import REPO
+from mtf_synth.tables import curves
+from mtf_synth.tables.report import fmt
+
+MANIFEST = os.path.join(REPO, "tasks", "debian_manifest.json")
+# (column, key of the validation curve plotted) -> panel title.
+PANELS = {"debian_l10n_ende": (("validation/loss", "validation loss"),
+                               ("validation/bleu", "validation BLEU"),
+                               ("validation/placeholder_accuracy",
+                                "validation placeholder accuracy %")),
+          "debian_lm": (("validation/loss", "validation loss"),
+                        ("validation/perplexity", "validation perplexity"))}
+# Numbers of a finished cell in the table: validation at the stop step,
+# then the test splits.
+SHOWN = {"debian_l10n_ende": ("validation/loss", "validation/bleu",
+                              "test/bleu", "test/placeholder_accuracy",
+                              "heldout/bleu", "heldout/placeholder_accuracy"),
+         "debian_lm": ("validation/loss", "validation/perplexity",
+                       "test/perplexity")}
+
+
+def _at_stop(result, key):
+  values = result.get("series", {}).get(key, {})
+  stop = result.get("stop_step")
+  return values.get(stop) if result.get("status") == "ok" else None
+
+
+def _status(result):
+  if result.get("status") == "ok":
+    return ("plateau" if result.get("plateau_step") else "cap") + (
+        " at %d" % result["stop_step"])
+  steps = result.get("series", {}).get("validation/loss", {})
+  if result.get("status") in ("running", "failed", "stale"):
+    return "%s (evaluated to step %d)" % (result["status"],
+                                          max(steps, default=0))
+  return "not run"
+
+
+def _sample_note(column):
+  """The per-catalog composition of the evaluation samples, from the
+  committed data manifest."""
+  try:
+    with open(MANIFEST) as f:
+      datasets = json.load(f)["datasets"]
+  except OSError:
+    return []
+  dataset = column.split("_", 1)[1]  # debian_l10n_ende -> l10n_ende
+  lines = []
+  for split, info in datasets.get(dataset, {}).items():
+    if info.get("sample_catalogs"):
+      lines.append("- %s (%d pairs; decoded: the first %d, by catalog): %s" % (
+          split, info["examples"], sum(info["sample_catalogs"].values()),
+          ", ".join("%s %d" % kv for kv in sorted(
+              info["sample_catalogs"].items(), key=lambda kv: -kv[1]))))
+  return lines
+
+
+def markdown(results, settings, commands_file):
+  lines = ["# Learning curves to a plateau (small scale)", "",
+           "Each cell trains in chunks of %d steps; after each chunk its "
+           "checkpoint is evaluated on the validation split. **Plateau "
+           "rule**, the same for every cell: the first evaluated step s >= "
+           "%d whose validation loss is less than %g%% below the loss at the "
+           "last evaluated step at or before %g s; a cell stops there or at "
+           "the cap of %d steps, and its last checkpoint is evaluated on the "
+           "test splits. Learning rate rsqrt(max(step, 1000)) without "
+           "end-of-run decay. Measured by `scripts/small_curves.sh`, exact "
+           "commands in `%s`." % (
+               settings.eval_every, settings.min_steps,
+               100 * settings.min_gain, 1 - settings.window,
+               settings.max_steps, os.path.basename(commands_file))]
+  for curve in curves.CURVES:
+    column = curve.column.name
+    shown = SHOWN[column]
+    head = ["row", "seed", "stopped"] + list(shown)
+    lines += ["", "## %s" % curve.column.label, "",
+              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row, label in curves.ROWS:
+      for seed in curve.seeds[row]:
+        result = results.get((row, column, seed), {})
+        lines.append("| " + " | ".join(
+            [label, str(seed), _status(result)] +
+            [fmt(_at_stop(result, k)) for k in shown]) + " |")
+    head = ["row", "finished seeds", "stop step (mean)"] + [
+        "%s mean (min-max)" % k for k in shown[1:]]
+    lines += ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row, label in curves.ROWS:
+      done = [results[(row, column, s)] for s in curve.seeds[row]
+              if results.get((row, column, s), {}).get("status") == "ok"]
+      cells = [label, "%d of %d" % (len(done), len(curve.seeds[row])),
+               fmt(sum(r["stop_step"] for r in done) / len(done))
+               if done else ""]
+      for key in shown[1:]:
+        values = [_at_stop(r, key) for r in done]
+        values = [v for v in values if v is not None]
+        cells.append("%s (%s-%s)" % (fmt(sum(values) / len(values)),
+                                     fmt(min(values)), fmt(max(values)))
+                     if values else "")
+      lines.append("| " + " | ".join(cells) + " |")
+    sample = _sample_note(column)
+    if sample:
+      lines += ["", "Evaluation samples (tasks/debian_manifest.json):"
+                ] + sample
+  errors = ["- %s/%s/seed%d: %s" % (k + (r["error"],)) for k, r in
+            sorted(results.items()) if r.get("error")]
+  if errors:
+    lines += ["", "Failed or stale cells:"] + errors
+  return "\n".join(lines) + "\n"
+
+
+def plot(curve, results, path):
+  """One panel per validation curve of `curve`'s column: a line per cell
+  (colour: row, style: seed), a dot at each plateau step."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  panels = PANELS[curve.column.name]
+  fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4),
+                           squeeze=False)
+  for axis, (key, title) in zip(axes[0], panels):
+    for colour, (row, label) in enumerate(curves.ROWS):
+      for seed in curve.seeds[row]:
+        result = results.get((row, curve.column.name, seed), {})
+        values = result.get("series", {}).get(key, {})
+        if not values:
+          continue
+        steps = sorted(values)
+        axis.plot(steps, [values[s] for s in steps], color="C%d" % colour,
+                  linestyle=("-", "--", ":")[seed % 3], linewidth=1,
+                  label="%s, seed %d" % (label, seed))
+        if result.get("plateau_step") in values:
+          axis.plot([result["plateau_step"]],
+                    [values[result["plateau_step"]]], "o",
+                    color="C%d" % colour, markersize=4)
+    axis.set_xlabel("step", fontsize=8)
+    axis.set_title(title, fontsize=9)
+    axis.tick_params(labelsize=7)
+  handles, labels = axes[0][0].get_legend_handles_labels()
+  if handles:
+    fig.legend(handles, labels, fontsize=6, loc="lower center",
+               ncol=min(len(labels), 5))
+  fig.suptitle("%s: learning curves (dot: plateau)" % curve.column.label,
+               fontsize=9)
+  fig.tight_layout(rect=(0, 0.12, 1, 1))
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+def write_report(results, settings, results_dir, commands):
+  """results: {(row, column, seed): run_curve_cell's result}; writes
+  curves.{md,csv,commands.sh} and curves_COLUMN.png; returns the base."""
+  os.makedirs(results_dir, exist_ok=True)
+  base = os.path.join(results_dir, "curves")
+  with open(base + ".commands.sh", "w") as f:
+    f.write("# Commands of scripts/small_curves.sh, in order (a chunk's "
+            "train call, then its evaluations).\n")
+    f.write("".join(c + "\n" for c in commands))
+  with open(base + ".md", "w") as f:
+    f.write(markdown(results, settings, base + ".commands.sh"))
+  with open(base + ".csv", "w", newline="") as f:
+    writer = csv.writer(f)
+    writer.writerow(["row", "column", "seed", "status", "stop_step",
+                     "plateau_step", "metric", "step", "value"])
+    for (row, column, seed), result in sorted(results.items()):
+      for key, values in sorted(result.get("series", {}).items()):
+        for step, value in sorted(values.items()):
+          writer.writerow([row, column, seed, result.get("status"),
+                           result.get("stop_step"),
+                           result.get("plateau_step"), key, step, value])
+  for curve in curves.CURVES:
+    plot(curve, results, "%s_%s.png" % (base, curve.column.name))
+  return base

@@ -1,0 +1,261 @@
+"""Learning curves: table cells trained in chunks until their validation
+loss stops improving, evaluated after every chunk.
+
+A curve cell is a row (model) x column (task) x seed, run in
+MODEL_DIR_ROOT/small/ROW/COLUMN/seedN (default root runs/curves). A chunk trains `eval_every`
+more steps (resuming from the checkpoint; the runtime restores the data
+position, and the schedule has no end-of-run decay, so chunks equal one
+long run), then evaluates that checkpoint on the validation split: loss
+(perplexity eval) and, for translation, BLEU and placeholder accuracy
+(decode). The cell stops at the first evaluated step where `plateau_step`'s
+rule holds, or at max_steps, and then evaluates that last checkpoint on the
+column's test splits. Settings: gin/tables/small/curves.gin.
+
+Resuming: result.json holds the cell's fingerprint (its commands and gin
+texts, as for table cells) and status; every number is read back from the
+event files, so an interrupted cell goes on at its first chunk without
+evaluations, a finished one is skipped, and one of other settings is stale.
+"""
+
+import dataclasses
+import json
+import math
+import os
+import re
+import shlex
+import time
+from typing import Dict, Mapping, Optional, Tuple
+
+import gin
+
+from mtf_synth import cli
+from mtf_synth.runtime import checkpoints
+from mtf_synth.runtime import summaries
+from mtf_synth.tables import cells
+from mtf_synth.tables import planning
+from mtf_synth.tables import specs
+
+SETTINGS_GIN = "tables/small/curves.gin"
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+  """eval_every: steps per chunk (and between checkpoints); max_steps: the
+  cap; window, min_gain, min_steps: the plateau rule (`plateau_step`)."""
+  eval_every: int
+  max_steps: int
+  window: float
+  min_gain: float
+  min_steps: int
+
+
+@gin.configurable
+def curve_settings(eval_every=gin.REQUIRED, max_steps=gin.REQUIRED,
+                   window=gin.REQUIRED, min_gain=gin.REQUIRED,
+                   min_steps=gin.REQUIRED):
+  return Settings(eval_every, max_steps, window, min_gain, min_steps)
+
+
+def plateau_step(losses: Mapping[int, float],
+                 settings: Settings) -> Optional[int]:
+  """The first evaluated step s >= min_steps whose validation loss is less
+  than min_gain (relative) below the loss at the last evaluated step at or
+  before (1 - window) * s; None if there is none yet.
+
+  With window 0.25 and min_gain 0.01: "less than 1% better over the last
+  25% of the steps". A loss that rises (overfitting) also meets it.
+  """
+  steps = sorted(losses)
+  for step in steps:
+    earlier = [s for s in steps if s <= (1 - settings.window) * step]
+    if step < settings.min_steps or not earlier:
+      continue
+    before = losses[earlier[-1]]
+    if before - losses[step] < settings.min_gain * before:
+      return step
+  return None
+
+
+@dataclasses.dataclass(frozen=True)
+class Curve:
+  """A column's curves: its small-table column (gin files, label), the
+  (evaluation, split) runs after every chunk and at the end, the metrics
+  shown, and the seeds of each row."""
+  column: specs.Column
+  every_chunk: Tuple[Tuple[str, str], ...]
+  at_end: Tuple[Tuple[str, str], ...]
+  metrics: Tuple[str, ...]
+  seeds: Mapping[str, Tuple[int, ...]]
+
+
+ROWS = (("transformer", "Transformer"), ("random", "Synthesizer (R)"),
+        ("random_vanilla", "Synthesizer (R+V)"), ("dense", "Synthesizer (D)"))
+TABLE = specs.TABLES["synth_mt_lm"]
+_SMALL = {c.name: c for c in TABLE.small}
+CURVES = (
+    Curve(_SMALL["debian_l10n_ende"],
+          every_chunk=(("perplexity", "validation"), ("decode", "validation")),
+          at_end=(("decode", "test"), ("decode", "heldout")),
+          metrics=("bleu", "placeholder_accuracy"),
+          seeds={"transformer": (0, 1, 2), "random": (0, 1, 2),
+                 "random_vanilla": (0, 1), "dense": (0, 1)}),
+    Curve(_SMALL["debian_lm"],
+          every_chunk=(("perplexity", "validation"),),
+          at_end=(("perplexity", "test"),),
+          metrics=("perplexity",),
+          seeds={row: (0, 1) for row, _ in ROWS}),
+)
+
+
+@dataclasses.dataclass
+class Plan:
+  """A curve cell's calls: train (train_steps set per chunk) and its
+  evaluations (checkpoint step set per call), as planned for step -1."""
+  curve: Curve
+  row: str
+  seed: int
+  model_dir: str
+  train: planning.Step
+  evaluations: Dict[Tuple[str, str], planning.Step]
+
+  @property
+  def name(self):
+    return "%s/%s/seed%d" % (self.row, self.curve.column.name, self.seed)
+
+  def fingerprint(self):
+    return planning.cell_fingerprint([self.train] +
+                                     list(self.evaluations.values()))
+
+  def train_to(self, step):
+    return dataclasses.replace(self.train, argv=self.train.argv + [
+        "--gin_param=utils.run.train_steps=%d" % step])
+
+  def evaluate_at(self, evaluation, step):
+    planned = self.evaluations[evaluation]
+    return dataclasses.replace(planned, argv=[
+        "--gin_param=eval_checkpoint_step=%d" % step
+        if a == "--gin_param=eval_checkpoint_step=-1" else a
+        for a in planned.argv])
+
+
+def plan(curve, row, seed, model_dir_root, extra=()):
+  model_dir = os.path.join(model_dir_root, "small", row, curve.column.name,
+                           "seed%d" % seed)
+  run_files = list(curve.column.gin) + [SETTINGS_GIN, TABLE.row_gin(row)]
+  train = planning.Step("train", model_dir, planning.gin_args(
+      run_files, ["mtf_synth.train_loop_settings.random_seed=%d" % seed])
+                        + list(extra))
+  evaluations = {
+      (evaluation, split): planning.eval_step(
+          "%s_%s" % (evaluation, split), model_dir, evaluation, split,
+          run_files, "small", extra)
+      for evaluation, split in curve.every_chunk + curve.at_end}
+  return Plan(curve, row, seed, model_dir, train, evaluations)
+
+
+def all_plans(model_dir_root, extra=(), rows=None, columns=None, seeds=None):
+  """Every curve cell, seed by seed (seed 0 of every row and column first)."""
+  plans = [plan(curve, row, seed, model_dir_root, extra)
+           for seed in range(3) for curve in CURVES for row, _ in ROWS
+           if seed in curve.seeds[row]]
+  return [p for p in plans if (rows is None or p.row in rows) and
+          (columns is None or p.curve.column.name in columns) and
+          (seeds is None or p.seed in seeds)]
+
+
+def series(model_dir):
+  """{"SPLIT/METRIC": {step: value}} of a cell's evaluations: "loss" and
+  "perplexity" from perplexity evals, the task's metrics from decodes."""
+  found = {}
+  for (folder, tag), values in summaries.read_scalars(
+      model_dir, recursive=True).items():
+    perplexity = re.fullmatch(r"eval_.+_([a-z]+)_\d+", folder)
+    decode = re.fullmatch(r"([a-z]+)_eval", folder)
+    if perplexity and tag == "neg_log_perplexity":
+      split = perplexity.group(1)
+      found["%s/loss" % split] = {s: -v for s, v in values.items()}
+      found["%s/perplexity" % split] = {s: math.exp(-v)
+                                        for s, v in values.items()}
+    elif decode and tag.startswith("eval/"):
+      found["%s/%s" % (decode.group(1), tag.split("/")[-1])] = dict(values)
+  return found
+
+
+def evaluated_steps(found, curve, evaluation):
+  """Steps at which an (evaluation, split) of `curve` wrote its numbers."""
+  kind, split = evaluation
+  metric = "loss" if kind == "perplexity" else curve.metrics[0]
+  return set(found.get("%s/%s" % (split, metric), {}))
+
+
+def run_curve_cell(cell: Plan, settings: Settings, log=print):
+  """Trains and evaluates one curve cell chunk by chunk to its plateau or
+  the cap, unless result.json says it finished; returns its result."""
+  fingerprint = cell.fingerprint()
+  done = cells.load_result(cell.model_dir)
+  stale = cells.stale_result(done, fingerprint, cell.model_dir)
+  if stale or (done or {}).get("status") == "ok":
+    log("  %s: %s" % (cell.name, stale["error"] if stale else
+                      "finished before, skipped"))
+    return dict(stale or done, series=series(cell.model_dir))
+  os.makedirs(cell.model_dir, exist_ok=True)
+  result = {"row": cell.row, "column": cell.curve.column.name,
+            "seed": cell.seed, "status": "running",
+            "fingerprint": fingerprint, "commands": []}
+  with open(cells.result_path(cell.model_dir), "w") as f:
+    json.dump(result, f, indent=1)
+  started, error = time.time(), None
+
+  def call(step):
+    command = step.command()
+    result["commands"].append(shlex.join(command))
+    return cells.run_step(step, command, cell.name, log)
+
+  while True:
+    found = series(cell.model_dir)
+    evaluated = set.intersection(*[evaluated_steps(found, cell.curve, e)
+                                   for e in cell.curve.every_chunk])
+    plateau = plateau_step({s: found["validation/loss"][s]
+                            for s in evaluated}, settings)
+    last = max(evaluated, default=0)
+    if plateau or last >= settings.max_steps:
+      break
+    target = last + settings.eval_every
+    if (checkpoints.latest_step(cell.model_dir) or 0) < target:
+      error = call(cell.train_to(target))
+    for evaluation in cell.curve.every_chunk:
+      if not error and target not in evaluated_steps(found, cell.curve,
+                                                     evaluation):
+        error = call(cell.evaluate_at(evaluation, target))
+    if not error and not all(
+        target in evaluated_steps(series(cell.model_dir), cell.curve, e)
+        for e in cell.curve.every_chunk):
+      error = "no validation numbers at step %d in the event files" % target
+    if error:
+      break
+  stop = plateau or last
+  for evaluation in cell.curve.at_end:
+    if not error and stop not in evaluated_steps(series(cell.model_dir),
+                                                 cell.curve, evaluation):
+      error = call(cell.evaluate_at(evaluation, stop))
+  result.update(status="failed" if error else "ok", stop_step=stop,
+                plateau_step=plateau, seconds=round(time.time() - started, 1))
+  if error:
+    result["error"] = error
+  with open(cells.result_path(cell.model_dir), "w") as f:
+    json.dump(result, f, indent=1)
+  log("  %s: %s" % (cell.name, error or "%s at step %d" % (
+      "plateau" if plateau else "cap", stop)))
+  return dict(result, series=series(cell.model_dir))
+
+
+def load_settings(gin_params=()):
+  """The curve settings: SETTINGS_GIN with the `--gin_param` bindings the
+  mtf_synth commands get (so e.g. CURVE_EVAL_EVERY is one value for both)."""
+  search_dirs, _ = cli.gin_search_path_and_files(())
+  path = [os.path.join(d, SETTINGS_GIN) for d in search_dirs
+          if os.path.isfile(os.path.join(d, SETTINGS_GIN))][0]
+  gin.clear_config()
+  gin.parse_config_files_and_bindings([path], list(gin_params),
+                                      skip_unknown=True)
+  return curve_settings()
