@@ -248,6 +248,10 @@ def test_finished_cell_with_changed_gin_is_stale_not_reused(tmp_path,
   first = planning.cell_fingerprint(steps())
   assert planning.cell_fingerprint(steps()) == first
   assert planning.cell_fingerprint(steps("num_heads=2")) != first
+  # A comment (a calibration note) is not a change.
+  (gin_dir / "sizes.gin").write_text("# measured: 3 steps/s\n\nnum_layers = 2"
+                                     "\n  # the size above\n")
+  assert planning.cell_fingerprint(steps()) == first
   (gin_dir / "sizes.gin").write_text("num_layers = 3\n")  # an included file
   changed = planning.cell_fingerprint(steps())
   assert changed != first

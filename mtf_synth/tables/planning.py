@@ -89,8 +89,16 @@ def gin_texts(files, search_dirs):
   return texts
 
 
+def _without_comments(text):
+  """A gin text without its comment lines and blank lines: a calibration
+  note added to a gin file leaves its cells' fingerprints as they were."""
+  return "\n".join(line for line in text.splitlines()
+                   if line.strip() and not line.lstrip().startswith("#"))
+
+
 def cell_fingerprint(steps):
-  """Hash of what decides a cell's result: its commands and gin texts."""
+  """Hash of what decides a cell's result: its commands and gin texts
+  (comment lines left out)."""
   digest = hashlib.sha256()
   search_dirs, _ = cli.gin_search_path_and_files(())
   for step in steps:
@@ -98,7 +106,7 @@ def cell_fingerprint(steps):
     files = [a.split("=", 1)[1] for a in step.argv
              if a.startswith("--gin_file=")]
     for name, text in sorted(gin_texts(files, search_dirs).items()):
-      digest.update(("\0%s\0%s" % (name, text)).encode())
+      digest.update(("\0%s\0%s" % (name, _without_comments(text))).encode())
   return digest.hexdigest()[:16]
 
 
