@@ -80,20 +80,23 @@ def main(argv=None):
     return 0
   print("%d curve cells in %s" % (len(plans), args.model_dir_root),
         flush=True)
-  results = {}
-  for cell in plans:
-    key = (cell.row, cell.curve.column.name, cell.seed)
-    if args.report_only:
-      results[key] = dict(cells.load_result(cell.model_dir) or {},
-                          series=curves.series(cell.model_dir))
-    else:
-      results[key] = curves.run_curve_cell(
-          cell, settings, log=lambda s: print(s, flush=True))
-  commands = [c for p in plans for c in results[
-      (p.row, p.curve.column.name, p.seed)].get("commands") or
-              map(shlex.join, (s.command() for s in first_chunk[p.name]))]
-  base = curve_report.write_report(results, settings, args.results_dir,
-                                   commands)
+  results = {(p.row, p.curve.column.name, p.seed): dict(
+      cells.load_result(p.model_dir) or {}, series=curves.series(p.model_dir))
+             for p in plans}
+
+  def report():
+    commands = [c for p in plans for c in results[
+        (p.row, p.curve.column.name, p.seed)].get("commands") or
+                map(shlex.join, (s.command() for s in first_chunk[p.name]))]
+    return curve_report.write_report(results, settings, args.results_dir,
+                                     commands)
+
+  for cell in ([] if args.report_only else plans):
+    results[(cell.row, cell.curve.column.name, cell.seed)] = (
+        curves.run_curve_cell(cell, settings,
+                              log=lambda s: print(s, flush=True)))
+    report()  # after every cell: the finished ones are in the report
+  base = report()
   print("wrote %s.{md,csv,commands.sh} and %s_COLUMN.png" % (base, base))
   return 0
 

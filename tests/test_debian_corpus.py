@@ -6,6 +6,7 @@ and reST documents."""
 import hashlib
 import json
 import os
+import re
 import struct
 import sys
 
@@ -375,3 +376,12 @@ def test_install_needs_apt_get_and_root(monkeypatch):
 
 def _fail(command, **_):
   raise build_corpus.subprocess.CalledProcessError(100, command)
+
+
+def test_small_evaluation_decodes_the_manifests_sample():
+  """gin/tables/small/eval.gin decodes as many rows as the builder's sample
+  (whose per-catalog composition the manifest gives)."""
+  with open(os.path.join(os.path.dirname(__file__), os.pardir, "gin",
+                         "tables", "small", "eval.gin")) as f:
+    bound = re.search(r"num_eval_examples = (\d+)", f.read()).group(1)
+  assert int(bound) == debian_corpus.EVAL_EXAMPLES

@@ -171,13 +171,17 @@ def series(model_dir):
       model_dir, recursive=True).items():
     perplexity = re.fullmatch(r"eval_.+_([a-z]+)_\d+", folder)
     decode = re.fullmatch(r"([a-z]+)_eval", folder)
+    # Folders of one split merge (a perplexity folder is named by its
+    # number of examples, which may change between evaluations).
     if perplexity and tag == "neg_log_perplexity":
       split = perplexity.group(1)
-      found["%s/loss" % split] = {s: -v for s, v in values.items()}
-      found["%s/perplexity" % split] = {s: math.exp(-v)
-                                        for s, v in values.items()}
+      found.setdefault("%s/loss" % split, {}).update(
+          {s: -v for s, v in values.items()})
+      found.setdefault("%s/perplexity" % split, {}).update(
+          {s: math.exp(-v) for s, v in values.items()})
     elif decode and tag.startswith("eval/"):
-      found["%s/%s" % (decode.group(1), tag.split("/")[-1])] = dict(values)
+      found.setdefault("%s/%s" % (decode.group(1), tag.split("/")[-1]),
+                       {}).update(values)
   return found
 
 
