@@ -88,8 +88,9 @@ def main(argv=None):
     commands = [c for p in plans for c in results[
         (p.row, p.curve.column.name, p.seed)].get("commands") or
                 map(shlex.join, (s.command() for s in first_chunk[p.name]))]
-    return curve_report.write_report(results, settings, args.results_dir,
-                                     commands)
+    return curve_report.write_report(
+        results, settings, args.results_dir, commands,
+        {(p.row, p.curve.column.name, p.seed): p.model_dir for p in plans})
 
   for cell in ([] if args.report_only else plans):
     results[(cell.row, cell.curve.column.name, cell.seed)] = (

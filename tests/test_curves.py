@@ -142,14 +142,49 @@ def test_changed_settings_make_a_finished_cell_stale(tmp_path, monkeypatch):
   assert "move or delete" in result["error"]
 
 
-def test_report_has_each_cell_its_plateau_and_a_plot_per_column(
+def _write_decodes(model_dir, split, step, targets, predictions):
+  folder = os.path.join(model_dir, "%s_eval" % split)
+  os.makedirs(folder, exist_ok=True)
+  with open(os.path.join(folder, "debian_l10n_ende_targets"), "w") as f:
+    f.write("\n".join(targets) + "\n")
+  with open(os.path.join(folder, "debian_l10n_ende_%d_predictions" % step),
+            "w") as f:
+    f.write("\n".join(predictions) + "\n")
+
+
+TARGETS = ["Die Datei %d wurde nicht gefunden" % i for i in range(40)] + [
+    "Kann das Verzeichnis %s nicht lesen" % w for w in "abcdefghij"]
+WORSE = ["Die Datei wurde %d nicht" % i for i in range(40)] + [
+    "Verzeichnis kann nicht %s" % w for w in "abcdefghij"]
+
+
+def test_bleu_gap_is_t5s_bleu_difference_with_a_bootstrap_interval():
+  from t5.evaluation import metrics  # pylint: disable=g-import-not-at-top
+  gap, low, high = curve_report.bleu_gap(TARGETS, TARGETS, WORSE)
+  assert gap == pytest.approx(metrics.bleu(TARGETS, TARGETS)["bleu"] -
+                              metrics.bleu(TARGETS, WORSE)["bleu"])
+  assert 0 < low <= gap <= high
+  mixed = TARGETS[:25] + WORSE[25:]
+  gap, low, high = curve_report.bleu_gap(TARGETS, mixed, mixed)
+  assert (gap, low, high) == (0, 0, 0)
+  gap, low, high = curve_report.bleu_gap(TARGETS, mixed, WORSE)
+  assert low < gap < high
+
+
+def test_report_has_each_cell_its_plateau_gaps_and_a_plot_per_column(
     tmp_path, monkeypatch):
   FakeRuns(monkeypatch)
-  cell = ende_cell(tmp_path)
-  result = curves.run_curve_cell(cell, RULE, log=lambda _: None)
-  results = {("random", "debian_l10n_ende", 1): result}
+  results, model_dirs = {}, {}
+  for row in ("random", "transformer"):
+    cell = curves.plan(curves.CURVES[0], row, 1, str(tmp_path))
+    key = (row, "debian_l10n_ende", 1)
+    results[key] = curves.run_curve_cell(cell, RULE, log=lambda _: None)
+    model_dirs[key] = cell.model_dir
+    _write_decodes(cell.model_dir, "test", results[key]["stop_step"], TARGETS,
+                   TARGETS if row == "random" else WORSE)
+  result = results[("random", "debian_l10n_ende", 1)]
   base = curve_report.write_report(results, RULE, str(tmp_path / "out"),
-                                   result["commands"])
+                                   result["commands"], model_dirs)
   with open(base + ".md") as f:
     text = f.read()
   assert "less than 1% below the loss at the last evaluated step at or " \
@@ -158,8 +193,13 @@ def test_report_has_each_cell_its_plateau_and_a_plot_per_column(
          if l.startswith("| Synthesizer (R) | 1 |")][0]
   assert "plateau at %d" % result["stop_step"] in row
   assert "| Transformer | 0 | not run |" in text
+  gap = curve_report.bleu_gap(TARGETS, TARGETS, WORSE)
+  assert "| R - Transformer | test | 1 | %+.2f | %+.2f to %+.2f |" % gap in (
+      text)
+  assert "heldout | 1" not in text  # no heldout decodes written
   assert os.path.getsize(base + "_debian_l10n_ende.png") > 0
   assert os.path.getsize(base + "_debian_lm.png") > 0
   with open(base + ".csv") as f:
     lines = f.read().splitlines()
-  assert len(lines) == 1 + sum(len(v) for v in result["series"].values())
+  assert len(lines) == 1 + sum(len(v) for r in results.values()
+                               for v in r["series"].values())

@@ -4,8 +4,12 @@ long-format CSV of every evaluated point, one plot per column, and the
 commands."""
 
 import csv
+import glob
 import json
 import os
+
+import numpy as np
+import sacrebleu
 
 from mtf_synth.tables import REPO
 from mtf_synth.tables import curves
@@ -26,6 +30,72 @@ SHOWN = {"debian_l10n_ende": ("validation/loss", "validation/bleu",
                               "heldout/bleu", "heldout/placeholder_accuracy"),
          "debian_lm": ("validation/loss", "validation/perplexity",
                        "test/perplexity")}
+
+
+# The claims the curves judge: (row, baseline row, label).
+COMPARISONS = (("random", "transformer", "R - Transformer"),
+               ("random_vanilla", "transformer", "R+V - Transformer"),
+               ("dense", "random", "D - R"))
+# t5.evaluation.metrics.bleu's sacreBLEU settings (the tables' BLEU).
+T5_BLEU = dict(smooth_method="exp", smooth_value=0.0, force=False,
+               lowercase=False, tokenize="intl", effective_order=False)
+RESAMPLES = 1000
+
+
+def decodes(model_dir, split, step):
+  """(targets, predictions) of a cell's decode of `split` at `step`, from
+  the text files the evaluation writes beside its events; None if absent."""
+  folder = os.path.join(model_dir, "%s_eval" % split)
+  found = glob.glob(os.path.join(folder, "*_%d_predictions" % step))
+  if not found:
+    return None
+  task = os.path.basename(found[0])[:-len("_%d_predictions" % step)]
+  texts = []
+  for path in (os.path.join(folder, task + "_targets"), found[0]):
+    with open(path, encoding="utf-8") as f:
+      texts.append(f.read().splitlines())
+  return tuple(texts)
+
+
+def bleu_gap(targets, first, second, resamples=RESAMPLES, seed=0):
+  """BLEU(first) - BLEU(second) on the same targets, and the 2.5 and 97.5
+  percentiles of the gap over `resamples` paired bootstrap resamples of the
+  sentences (sacreBLEU's sufficient statistics, as its paired test)."""
+  bleu = sacrebleu.BLEU(**T5_BLEU)
+  stats = [np.array(bleu._extract_corpus_statistics(  # pylint: disable=protected-access
+      hypotheses, [targets]), dtype=np.float64)
+           for hypotheses in (first, second)]
+
+  def gap(rows):
+    return (bleu._compute_score_from_stats(stats[0][rows].sum(0)).score -  # pylint: disable=protected-access
+            bleu._compute_score_from_stats(stats[1][rows].sum(0)).score)  # pylint: disable=protected-access
+  rng = np.random.default_rng(seed)
+  gaps = [gap(rng.integers(0, len(targets), len(targets)))
+          for _ in range(resamples)]
+  return (gap(np.arange(len(targets))), float(np.percentile(gaps, 2.5)),
+          float(np.percentile(gaps, 97.5)))
+
+
+def bootstrap_lines(results, model_dirs):
+  """Markdown rows: each claim's test BLEU gap with its interval, per split
+  and per seed where both rows finished."""
+  lines = []
+  for row, baseline, label in COMPARISONS:
+    for split in ("test", "heldout"):
+      for seed in (0, 1, 2):
+        cells = [results.get((r, "debian_l10n_ende", seed), {})
+                 for r in (row, baseline)]
+        if not all(c.get("status") == "ok" for c in cells):
+          continue
+        outputs = [decodes(model_dirs[(r, "debian_l10n_ende", seed)], split,
+                           c["stop_step"]) for r, c in zip((row, baseline),
+                                                           cells)]
+        if None in outputs:
+          continue
+        gap, low, high = bleu_gap(outputs[0][0], outputs[0][1], outputs[1][1])
+        lines.append("| %s | %s | %d | %+.2f | %+.2f to %+.2f |" % (
+            label, split, seed, gap, low, high))
+  return lines
 
 
 def _at_stop(result, key):
@@ -64,7 +134,7 @@ def _sample_note(column):
   return lines
 
 
-def markdown(results, settings, commands_file):
+def markdown(results, settings, commands_file, model_dirs):
   lines = ["# Learning curves to a plateau (small scale)", "",
            "Each cell trains in chunks of %d steps; after each chunk its "
            "checkpoint is evaluated on the validation split. **Plateau "
@@ -110,6 +180,14 @@ def markdown(results, settings, commands_file):
     if sample:
       lines += ["", "Evaluation samples (tasks/debian_manifest.json):"
                 ] + sample
+    gaps = bootstrap_lines(results, model_dirs) if curve is curves.CURVES[
+        0] else []
+    if gaps:
+      lines += ["", "Test BLEU gaps with a paired bootstrap 95%% interval "
+                "(%d resamples of the decoded pairs; the same seed of both "
+                "rows, each at its stop step):" % RESAMPLES, "",
+                "| gap | split | seed | BLEU gap | 95% interval |",
+                "|---|---|---|---|---|"] + gaps
   errors = ["- %s/%s/seed%d: %s" % (k + (r["error"],)) for k, r in
             sorted(results.items()) if r.get("error")]
   if errors:
@@ -155,9 +233,10 @@ def plot(curve, results, path):
   plt.close(fig)
 
 
-def write_report(results, settings, results_dir, commands):
-  """results: {(row, column, seed): run_curve_cell's result}; writes
-  curves.{md,csv,commands.sh} and curves_COLUMN.png; returns the base."""
+def write_report(results, settings, results_dir, commands, model_dirs):
+  """results: {(row, column, seed): run_curve_cell's result}, model_dirs:
+  {the same key: the cell's folder}; writes curves.{md,csv,commands.sh}
+  and curves_COLUMN.png; returns the base."""
   os.makedirs(results_dir, exist_ok=True)
   base = os.path.join(results_dir, "curves")
   with open(base + ".commands.sh", "w") as f:
@@ -165,7 +244,7 @@ def write_report(results, settings, results_dir, commands):
             "train call, then its evaluations).\n")
     f.write("".join(c + "\n" for c in commands))
   with open(base + ".md", "w") as f:
-    f.write(markdown(results, settings, base + ".commands.sh"))
+    f.write(markdown(results, settings, base + ".commands.sh", model_dirs))
   with open(base + ".csv", "w", newline="") as f:
     writer = csv.writer(f)
     writer.writerow(["row", "column", "seed", "status", "stop_step",
