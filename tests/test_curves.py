@@ -197,6 +197,7 @@ def test_report_has_each_cell_its_plateau_gaps_and_a_plot_per_column(
   assert "| R - Transformer | test | 1 | %+.2f | %+.2f to %+.2f |" % gap in (
       text)
   assert "heldout | 1" not in text  # no heldout decodes written
+  assert "Ran on: %s." % curves.machine() in text
   assert os.path.getsize(base + "_debian_l10n_ende.png") > 0
   assert os.path.getsize(base + "_debian_lm.png") > 0
   with open(base + ".csv") as f:

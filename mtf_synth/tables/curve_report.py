@@ -188,6 +188,10 @@ def markdown(results, settings, commands_file, model_dirs):
                 "rows, each at its stop step):" % RESAMPLES, "",
                 "| gap | split | seed | BLEU gap | 95% interval |",
                 "|---|---|---|---|---|"] + gaps
+  machines = sorted({r["machine"] for r in results.values()
+                     if r.get("machine")})
+  if machines:
+    lines += ["", "Ran on: %s." % "; ".join(machines)]
   errors = ["- %s/%s/seed%d: %s" % (k + (r["error"],)) for k, r in
             sorted(results.items()) if r.get("error")]
   if errors:

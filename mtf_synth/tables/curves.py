@@ -192,6 +192,16 @@ def evaluated_steps(found, curve, evaluation):
   return set(found.get("%s/%s" % (split, metric), {}))
 
 
+def machine():
+  """Where a cell ran: the CPU model and count (the runs' only device)."""
+  try:
+    with open("/proc/cpuinfo") as f:
+      model = re.search(r"model name\s*:\s*(.*)", f.read()).group(1)
+  except (OSError, AttributeError):
+    model = "unknown CPU"
+  return "%s, %d CPUs" % (model, os.cpu_count())
+
+
 def run_curve_cell(cell: Plan, settings: Settings, log=print):
   """Trains and evaluates one curve cell chunk by chunk to its plateau or
   the cap, unless result.json says it finished; returns its result."""
@@ -204,7 +214,7 @@ def run_curve_cell(cell: Plan, settings: Settings, log=print):
     return dict(stale or done, series=series(cell.model_dir))
   os.makedirs(cell.model_dir, exist_ok=True)
   result = {"row": cell.row, "column": cell.curve.column.name,
-            "seed": cell.seed, "status": "running",
+            "seed": cell.seed, "status": "running", "machine": machine(),
             "fingerprint": fingerprint, "commands": []}
   with open(cells.result_path(cell.model_dir), "w") as f:
     json.dump(result, f, indent=1)
