@@ -127,6 +127,8 @@ def test_interrupted_cell_resumes_at_its_first_chunk_without_numbers(
   assert result["status"] == "ok"
   # Step 100 was trained and its loss evaluated: only its decode again.
   assert [n for n, _ in runs.calls][:2] == ["decode_validation", "train"]
+  # result.json lists every call of both runs.
+  assert len(result["commands"]) == 3 + len(runs.calls)
   runs.calls = []
   again = curves.run_curve_cell(cell, RULE, log=lambda _: None)
   assert runs.calls == [] and again["stop_step"] == result["stop_step"]

@@ -213,12 +213,15 @@ def run_curve_cell(cell: Plan, settings: Settings, log=print):
                       "finished before, skipped"))
     return dict(stale or done, series=series(cell.model_dir))
   os.makedirs(cell.model_dir, exist_ok=True)
+  # A resumed cell (same fingerprint) keeps its earlier calls and time.
+  earlier = done or {}
   result = {"row": cell.row, "column": cell.curve.column.name,
             "seed": cell.seed, "status": "running", "machine": machine(),
-            "fingerprint": fingerprint, "commands": []}
+            "fingerprint": fingerprint,
+            "commands": list(earlier.get("commands", []))}
   with open(cells.result_path(cell.model_dir), "w") as f:
     json.dump(result, f, indent=1)
-  started, error = time.time(), None
+  started, error = time.time() - earlier.get("seconds", 0), None
 
   def call(step):
     command = step.command()
