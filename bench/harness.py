@@ -245,8 +245,28 @@ def table(records, variants, figures, baselines=()):
   return rows
 
 
+# CPU flags that decide which matmul kernels oneDNN and torch can use.
+MATMUL_FLAGS = ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+
+
+def cpu_name():
+  """The CPU model and its matmul-relevant flags, from /proc/cpuinfo."""
+  fields = {}
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+  except OSError:
+    return "unknown CPU"
+  flags = set(fields.get("flags", "").split())
+  return "%s (%s)" % (fields.get("model name", "unknown CPU"), ", ".join(
+      f for f in MATMUL_FLAGS if f in flags) or "no AVX-512")
+
+
 def provenance(records):
-  """The command line and the load the records were measured under."""
+  """The command line, the CPU and the load the records were measured
+  under."""
   loads = [r[k] for r in records for k in ("load_before", "load_after")]
   repeats = {r["key"][2] for r in records}
   command = " ".join(["python", os.path.relpath(sys.argv[0], REPO)]
@@ -255,7 +275,7 @@ def provenance(records):
   if loads:
     text += "; 1-minute load average %.1f-%.1f on %d cores" % (
         min(loads), max(loads), os.cpu_count())
-  return text + ")."
+  return text + "). CPU: %s." % cpu_name()
 
 
 def revision_tree(revision):

@@ -15,6 +15,7 @@ Peers first: bash bench/setup_peers.sh
   python bench/peers.py --quick          # about 8 minutes on 2 idle cores
   python bench/peers.py                  # 5 repeats of 10 / 70 steps, ~14 min
   python bench/peers.py --busy 1         # with 1 CPU-bound process beside
+  python bench/peers.py --bf16           # and bfloat16 against bfloat16
 """
 
 import argparse
@@ -28,6 +29,8 @@ import harness  # bench/harness.py
 PEERS_DIR = os.environ.get("MTF_SYNTH_PEERS", os.path.expanduser(
     "~/.cache/mtf_synth_bench"))
 QUIET = (("TF_CPP_MIN_LOG_LEVEL", "3"),)
+BF16_ACTIVATIONS = "get_variable_dtype.activation_dtype = 'bfloat16'"
+FLOAT32 = ("mtf_synth", "upstream", "hf_t5")
 
 
 def runtimes(peers_dir, threads):
@@ -39,12 +42,17 @@ def runtimes(peers_dir, threads):
     if not os.path.exists(path):
       sys.exit("%s is missing: run bash bench/setup_peers.sh %s"
                % (path, peers_dir))
+  hf_t5 = (sys.executable, os.path.join(harness.BENCH_DIR, "hf_t5.py"),
+           "train", "--threads=%d" % threads)
+  torch_env = (("PYTHONPATH", torch_dir),)
   return {
       "mtf_synth": ((sys.executable, train_same), QUIET),
       "upstream": ((upstream, train_same), QUIET),
-      "hf_t5": ((sys.executable, os.path.join(harness.BENCH_DIR, "hf_t5.py"),
-                 "train", "--threads=%d" % threads),
-                (("PYTHONPATH", torch_dir),)),
+      "hf_t5": (hf_t5, torch_env),
+      # Equal precision: bfloat16 activations against bfloat16 autocast.
+      "mtf_synth bf16": ((sys.executable, train_same, BF16_ACTIVATIONS),
+                         QUIET),
+      "hf_t5 bf16": ((*hf_t5, "--bf16"), torch_env),
   }
 
 
@@ -93,13 +101,18 @@ def main():
                       help="torch threads (TF uses every core)")
   parser.add_argument("--busy", type=int, default=0,
                       help="CPU-bound processes running beside")
+  parser.add_argument("--bf16", action="store_true",
+                      help="also mtf_synth's bfloat16 activations and HF "
+                      "T5 under bfloat16 autocast")
   parser.add_argument("--peers_dir", default=PEERS_DIR)
   harness.add_common_flags(parser, "peers")
   args = parser.parse_args()
   if args.quick:
     args.repeats, args.short, args.long = 4, 5, 35
-  runs = interleaved_runs(runtimes(args.peers_dir, args.threads),
-                          args.short, args.long)
+  commands = runtimes(args.peers_dir, args.threads)
+  names = list(commands) if args.bf16 else list(FLOAT32)
+  runs = interleaved_runs({n: commands[n] for n in names}, args.short,
+                          args.long)
   with busy_processes(args.busy):
     records = harness.measure(runs, args.repeats, args.log)
   lines = [
@@ -116,9 +129,9 @@ def main():
                         % args.busy if args.busy else "", args.long,
                         args.short, args.long - args.short, args.long,
                         args.short), ""]
-  lines += harness.table(records, ["mtf_synth", "upstream", "hf_t5"],
-                         figures(args.short, args.long),
-                         ["upstream", "hf_t5"])
+  lines += harness.table(records, names, figures(args.short, args.long),
+                         ["upstream", "hf_t5"] + (["hf_t5 bf16"] if args.bf16
+                                                  else []))
   harness.write_markdown("\n".join(lines) + "\n", args.markdown)
 
 

@@ -48,13 +48,14 @@ def decode_runs(model_dir, torch_dir, trace_dir):
     runs.append(harness.Run(
         "mtf_synth " + search,
         (sys.executable, os.path.abspath(decode.__file__), "--infer",
-         model_dir, str(DECODE_BATCHES), str(beams)), "decode",
+         model_dir, str(DECODE_BATCHES), str(beams), "demo", "demo"),
+        "decode",
         QUIET + (("BENCH_TRACE_OUT", trace),
                  ("BENCH_TRACE_RUNS", str(DECODE_BATCHES)))))
     runs.append(harness.Run(
         "hf_t5 " + search,
         (sys.executable, os.path.join(harness.BENCH_DIR, "hf_t5.py"),
-         "generate", str(DECODE_BATCHES), "--beams=%d" % beams,
+         "generate", str(DECODE_BATCHES), "--beams=%d" % beams, "--size=demo",
          "--profile_batch=%d" % DECODE_BATCHES), "decode",
         QUIET + (("PYTHONPATH", torch_dir),)))
   return runs

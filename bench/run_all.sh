@@ -6,7 +6,7 @@
 # Resumable: after an interruption run the same command again; the JSON-lines
 # logs in OUT keep every finished run.
 #
-#   bash bench/run_all.sh [OUT]          # about 52 minutes on 2 idle cores
+#   bash bench/run_all.sh [OUT]          # about 80 minutes on 2 idle cores
 #   bash bench/run_all.sh --smoke [OUT]  # minimal settings: checks the scripts
 #                                        # (36 minutes at load 6-8, mostly start-up)
 #
@@ -34,7 +34,10 @@ if [ -n "$smoke" ]; then
   measure peers_busy peers --busy 1 --repeats 1 --short 1 --long 2
   measure startup startup --repeats 1
   measure bf16 bf16 --repeats 1 --steps 4 --log_every 2
-  measure decode decode --repeats 1 --extra_batches 1
+  measure decode decode --repeats 1 --extra_batches 1 --sizes demo 512 long \
+    --attentions demo SelfAttention R
+  measure peak peak --repeats 1 --peers_log "$out/peers.jsonl" \
+    --peers_steps 1 2
   measure profiles profiles --repeats 1 train
   measure runtime bench_runtime --repeats 1 --steps 4 --log_every 2
   measure synthesizer bench_synthesizer --repeats 1 --modes vanilla random \
@@ -46,12 +49,15 @@ if [ -n "$smoke" ]; then
   measure cluster bench_cluster --repeats 1 --steps 4 --every 2
 else
   # Estimated minutes on 2 idle cores in brackets, from the idle start-up
-  # and step times in BENCHMARKS.md and the notes: about 52 in all.
-  measure peers peers --repeats 5 --short 5 --long 35                    # [10]
+  # and step times in BENCHMARKS.md and the notes: about 80 in all.
+  measure peers peers --bf16 --repeats 5 --short 5 --long 35             # [16]
   measure peers_busy peers --busy 1 --repeats 3 --short 5 --long 35      # [9]
   measure startup startup --repeats 3                                    # [3]
   measure bf16 bf16 --repeats 1 --steps 200 --log_every 40               # [4]
-  measure decode decode --repeats 2 --extra_batches 4                    # [4]
+  measure decode decode --repeats 3 --extra_batches 4 --sizes demo 512 \
+    long --attentions demo SelfAttention R                               # [25]
+  measure peak peak --repeats 3 --peers_log "$out/peers.jsonl" \
+    --peers_steps 5 35                                                   # [2]
   measure profiles profiles --repeats 3                                  # [5]
   measure runtime bench_runtime --repeats 2 --steps 30 --log_every 10    # [2]
   measure synthesizer bench_synthesizer --repeats 1 --lengths 128 2048   # [5]
@@ -62,7 +68,7 @@ else
     gmm_rks fastfood_rks lightweight_conv                                # [3]
   measure cluster bench_cluster --repeats 2                              # [2]
 fi
-cat "$out"/{peers,peers_busy,startup,bf16,decode,profiles,runtime,synthesizer,kernels_encoder,kernels_decoder,cluster}.md \
+cat "$out"/{peers,peers_busy,startup,bf16,decode,peak,profiles,runtime,synthesizer,kernels_encoder,kernels_decoder,cluster}.md \
   > "$out/benchmarks.md"
 echo "wrote $out/benchmarks.md"
 cat "$out/durations.txt"

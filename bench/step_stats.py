@@ -17,12 +17,18 @@ Two ways in:
   JSON to BENCH_TRACE_OUT when the process exits.
 Tracing times every op, which adds overhead to each: compare profiles with
 each other, not with untraced step times.
+
+With BENCH_BATCH_TIMES_OUT set instead, `--module_import=step_stats` times
+every session run of that method untraced (wall and process CPU seconds;
+predict: one run decodes one batch) and writes {"wall_s": [...], "cpu_s":
+[...]} there at exit (bench/decode.py).
 """
 
 import atexit
 import collections
 import json
 import os
+import time
 
 import tensorflow.compat.v1 as tf
 
@@ -53,6 +59,21 @@ class TraceHook(tf.train.SessionRunHook):
   def after_run(self, run_context, run_values):
     if self.count in self.runs and run_values.run_metadata is not None:
       self.step_stats.append(run_values.run_metadata.step_stats)
+
+
+class RunTimer(tf.train.SessionRunHook):
+  """Wall and process CPU seconds of each session run."""
+
+  def __init__(self):
+    self.times = {"wall_s": [], "cpu_s": []}
+    self._start = None
+
+  def before_run(self, run_context):
+    self._start = (time.perf_counter(), time.process_time())
+
+  def after_run(self, run_context, run_values):
+    self.times["wall_s"].append(time.perf_counter() - self._start[0])
+    self.times["cpu_s"].append(time.process_time() - self._start[1])
 
 
 def _op_type(node):
@@ -116,18 +137,23 @@ def add_hook(method, hook):
 
 
 def _trace_this_process():
-  """--module_import use: trace, and write the summary at exit."""
-  out = os.environ.get("BENCH_TRACE_OUT")
-  if not out:
-    return
-  hook = TraceHook(trace_runs() or {1})
-  add_hook(os.environ.get("BENCH_TRACE_METHOD", "predict"), hook)
+  """--module_import use: trace (or time) runs, and write them at exit."""
+  method = os.environ.get("BENCH_TRACE_METHOD", "predict")
+  for variable, make_hook, result in (
+      ("BENCH_TRACE_OUT", lambda: TraceHook(trace_runs() or {1}),
+       lambda hook: summary(hook.step_stats)),
+      ("BENCH_BATCH_TIMES_OUT", RunTimer, lambda hook: hook.times)):
+    out = os.environ.get(variable)
+    if out:
+      hook = make_hook()
+      add_hook(method, hook)
+      atexit.register(_write_json, out, lambda hook=hook, result=result:
+                      result(hook))
 
-  def write():
-    with open(out, "w") as f:
-      json.dump(summary(hook.step_stats), f)
 
-  atexit.register(write)
+def _write_json(path, make_value):
+  with open(path, "w") as f:
+    json.dump(make_value(), f)
 
 
 _trace_this_process()
