@@ -62,6 +62,10 @@ _TASK_MODULES = ("tasks",)
 _READING_MODES = ("eval", "score_eval", "perplexity_eval", "infer",
                   "score_from_dataset", "score_from_strings", "export",
                   "export_infer", "export_score")
+# utils.run's modes.
+_RUN_MODES = ("train",) + _READING_MODES
+# The global step is an int64.
+_INT64_MAX = 2**63 - 1
 _MAIN_FLAGS = ("model_dir", "gin_file", "gin_param", "gin_location_prefix",
                "module_import", "tpu", "use_model_api", "mode",
                "mixture_or_task", "checkpoint_mode", "checkpoint_steps",
@@ -91,6 +95,11 @@ _UPSTREAM_USER_ERRORS = (
     (os.path.join("mesh_tensorflow", "ops.py"), "slice_shape",
      ": change utils.run.mesh_shape or utils.run.layout_rules, or make that "
      "dimension (num_heads, d_ff, vocabulary, ...) a multiple of the mesh"),
+    # TF: a variable of utils.run.init_checkpoint of another shape.
+    (os.path.join("training", "checkpoint_utils.py"), "_init_from_checkpoint",
+     ": utils.run.init_checkpoint must hold the model's variables with the "
+     "model's shapes; compare your gin files with the operative_config.gin "
+     "beside that checkpoint"),
 )
 
 
@@ -132,6 +141,10 @@ def _check_positive_int(name, value, example):
   if not _is_int(value) or value <= 0:
     raise errors.UserError("%s=%r is not a positive integer: pass e.g. "
                            "--gin_param=%s=%s" % (name, value, name, example))
+  if value > _INT64_MAX:
+    raise errors.UserError("%s=%d is beyond the int64 range of TF's counters"
+                           " (at most %d): pass e.g. --gin_param=%s=%s" % (
+                               name, value, _INT64_MAX, name, example))
 
 
 def _check_mixture_or_task(name):
@@ -229,7 +242,8 @@ def _check_sequence_length():
 
 
 def _check_input_file(path):
-  """Every line of an infer input file is text; names the first that is not."""
+  """An infer input file has lines, every one text (names the first that is
+  not); one note line counts those cut to the inputs' sequence length."""
   try:
     with tf.io.gfile.GFile(path, "rb") as f:
       for number, line in enumerate(f, start=1):
@@ -242,6 +256,30 @@ def _check_input_file(path):
   except tf.errors.NotFoundError as e:
     raise errors.UserError("input file %s not found: set input_filename "
                            "(decode_from_file.input_filename)" % path) from e
+  inputs = mtf_utils.get_inputs_from_file(path)  # as decode_from_file reads it
+  if not inputs:
+    raise errors.UserError("input file %s has no input lines: give one text "
+                           "input per line" % path)
+  _note_truncated_inputs(path, inputs)
+
+
+def _note_truncated_inputs(path, inputs):
+  """decode_from_file cuts each input to sequence_length['inputs'] tokens
+  (its EOS included) without a word: one note line with the count."""
+  length = _bound("utils.run.sequence_length")
+  length = length.get("inputs") if isinstance(length, dict) else length
+  if not _is_int(length):
+    return
+  vocabulary = mtf_utils.inputs_vocabulary(mesh_transformer.get_vocabulary())
+  eos = 0 if _bound("utils.run.model_type") == "lm" else 1
+  cut = sum(len(vocabulary.encode(line.strip())) + eos > length
+            for line in inputs)
+  if cut:
+    print("mtf_synth: note: %d of the %d lines of input file %s are longer "
+          "than sequence_length['inputs'] = %d tokens and are cut to it: "
+          "raise utils.run.sequence_length (and Unitransformer.max_length) "
+          "to decode them whole" % (cut, len(inputs), path, length),
+          file=sys.stderr)
 
 
 def _mode():
@@ -254,7 +292,14 @@ def _mode():
   if FLAGS.mode:
     raise errors.UserError("--mode is for --use_model_api; without it set "
                            "--gin_param=\"utils.run.mode='%s'\"" % FLAGS.mode)
-  return _bound("utils.run.mode") or "train"
+  mode = _bound("utils.run.mode") or "train"
+  if mode not in _RUN_MODES:
+    close = difflib.get_close_matches(str(mode), _RUN_MODES, n=3)
+    raise errors.UserError(
+        "utils.run.mode=%r is not a mode: %suse one of %s" % (
+            mode, "did you mean %s? " % ", ".join(close) if close else "",
+            ", ".join(_RUN_MODES)))
+  return mode
 
 
 def _trains(mode):
@@ -390,7 +435,8 @@ def _check_config(cluster):
     if not isinstance(mesh_devices, list):
       mesh_devices = None
     if isinstance(mesh_shape, str) and mesh_devices:
-      devices.check_mesh_devices(mesh_shape, mesh_devices)
+      devices.check_mesh_devices(mesh_shape, mesh_devices,
+                                 local=cluster is None)
     if isinstance(mesh_shape, str) and cluster is not None:
       cpus_per_task = devices.cpus_per_task(mesh_shape, mesh_devices,
                                             cluster.num_tasks)
@@ -404,6 +450,8 @@ def _check_config(cluster):
   train_steps = (None if mode == "finetune" else
                  FLAGS.train_steps if FLAGS.use_model_api
                  else _bound("utils.run.train_steps"))
+  if FLAGS.use_model_api and _is_int(train_steps):  # gin's: _check_run_knobs
+    _check_positive_int("--train_steps", train_steps, 1000)
   requested_steps = None if _trains(mode) else _requested_steps(mode)
   variable_dtypes = {} if FLAGS.tpu else compat.off_tpu_variable_dtype()
   _note_dtypes_off_tpu(variable_dtypes)
@@ -485,6 +533,7 @@ def main(argv):
     run()
     return
   cluster_lib.start_server(cluster, cpus_per_task)
+  cluster_lib.end_on_signals_while_blocked()
   if not cluster.is_chief:
     cluster_lib.serve(cluster)  # exits with the chief's exit code
   model_dir = FLAGS.model_dir
@@ -552,6 +601,15 @@ def _raise_interrupted(signum, unused_frame):
                            "the latest checkpoint" % signal.Signals(signum).name)
 
 
+def _parse_flags(argv):
+  """absl's flag parsing; a bad flag is a one-line error (absl: FATAL, 1)."""
+  try:
+    return FLAGS(argv)
+  except flags.Error as e:
+    _exit_with_one_line("%s: fix the flag (--helpfull lists them all)" %
+                        _one_line(e), 2)
+
+
 def _run_with_one_line_errors(argv):
   signal.signal(signal.SIGTERM, _raise_interrupted)
   try:
@@ -560,7 +618,7 @@ def _run_with_one_line_errors(argv):
     _exit_with_one_line("stopped by SIGINT; nothing was saved since the "
                         "latest checkpoint", 128 + signal.SIGINT)
   except errors.Interrupted as e:
-    _exit_with_one_line(str(e), e.exit_code)
+    _exit_with_one_line(_one_line(e), e.exit_code)
   except errors.UserError as e:
     if os.environ.get("MTF_SYNTH_TRACEBACK"):
       raise
@@ -573,6 +631,11 @@ class _DropMissingGinPathNoise(logging.Filter):
   def filter(self, record):
     return not (record.module == "resource_reader"
                 and record.msg.startswith("Path not found"))
+
+
+def drop_missing_gin_path_noise():
+  """Keeps gin's search-path misses out of the log (every command line)."""
+  logging.getLogger().addFilter(_DropMissingGinPathNoise())
 
 
 def _has_cuda_driver():
@@ -625,11 +688,11 @@ def console_main():
     sys.exit(2)
   for name in _MAIN_FLAGS:  # what --help shows
     FLAGS.register_key_flag_for_module(sys.argv[0], FLAGS[name])
-  logging.getLogger().addFilter(_DropMissingGinPathNoise())
+  drop_missing_gin_path_noise()
   tf.disable_v2_behavior()
   _start_gpu_platform_quietly()
   tf.logging.set_verbosity(tf.logging.INFO)
-  app.run(_run_with_one_line_errors)
+  app.run(_run_with_one_line_errors, flags_parser=_parse_flags)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ further (a restart re-writes the latest checkpoint's files with the same
 values, and logs its command).
 """
 
+import contextlib
 import hashlib
 import json
 import os
@@ -77,6 +78,26 @@ CASES = {
         T5_TINY_ON_DEMO + ["--gin_param=utils.run.batch_size=7"],
         ["utils.run.batch_size=7", "utils.run.mesh_shape='model:2,batch:2'",
          "layout_rules", "multiple of 2"], "nothing"),
+    "mesh_devices_that_do_not_exist": (
+        T5_TINY_ON_DEMO + ["--gin_param=utils.run.mesh_devices=['/gpu:0', "
+                           "'/gpu:1', '/gpu:2', '/gpu:7']"],
+        ["mesh_devices names /gpu:0, which this machine does not have",
+         "unbind mesh_devices"], "nothing"),
+    "train_steps_beyond_int64": (
+        T5_TINY_ON_DEMO + ["--gin_param=utils.run.train_steps="
+                           "10000000000000000000000"],
+        ["train_steps=10000000000000000000000 is beyond the int64 range",
+         "at most 9223372036854775807"], "nothing"),
+    "unknown_mode": (
+        T5_TINY_ON_DEMO + ["--gin_param=utils.run.mode='no_such_mode'"],
+        ["utils.run.mode='no_such_mode' is not a mode", "perplexity_eval"],
+        "nothing"),
+    "unknown_flag": (
+        T5_TINY_ON_DEMO + ["--no_such_flag=3"],
+        ["no_such_flag", "--helpfull"], "nothing"),
+    "model_api_mode_not_in_the_flag_enum": (
+        T5_TINY_ON_DEMO + ["--use_model_api", "--mode=no_such_mode"],
+        ["--mode=no_such_mode", "--helpfull"], "nothing"),
     "mesh_devices_do_not_match": (
         T5_TINY_ON_DEMO + ["--gin_param=utils.run.mesh_devices=['/cpu:0']"],
         ["lists 1 devices", "has 4 slices"], "nothing"),
@@ -179,6 +200,8 @@ def _error_line(result, expected, code=2):
   for text in expected:
     assert text in errors[0], (text, errors[0])
   assert "Traceback" not in result.stderr
+  assert "In call to configurable" not in result.stderr
+  assert "FATAL" not in result.stderr
   return errors[0]
 
 
@@ -211,17 +234,56 @@ def test_corrupt_sentencepiece_model(model_dir, tmp_path, monkeypatch):
   assert tree_digest(model_dir) == before
 
 
-def test_undecodable_infer_input_names_file_and_line(model_dir, tmp_path):
-  inputs = tmp_path / "inputs.txt"
-  inputs.write_bytes(b"reverse: a b\n\xff\xfe binary\n")
-  before = tree_digest(model_dir)
-  result = mtf_synth(
+def _infer(model_dir, inputs, outputs, *args):
+  return mtf_synth(
       model_dir, *T5_TINY_ON_DEMO, "--gin_file=infer.gin",
-      "--gin_param=infer_checkpoint_step=-1",
+      "--gin_param=infer_checkpoint_step=-1", *args,
       "--gin_param=input_filename='%s'" % inputs,
-      "--gin_param=output_filename='%s'" % (tmp_path / "out.txt"))
-  _error_line(result, ["input file %s, line 2, is not UTF-8" % inputs])
+      "--gin_param=output_filename='%s'" % outputs)
+
+
+@pytest.mark.parametrize("text, expected", [
+    (b"reverse: a b\n\xff\xfe binary\n", ", line 2, is not UTF-8"),
+    (b"\n", " has no input lines")])
+def test_bad_infer_input_names_the_file(model_dir, tmp_path, text, expected):
+  inputs = tmp_path / "inputs.txt"
+  inputs.write_bytes(text)
+  before = tree_digest(model_dir)
+  result = _infer(model_dir, inputs, tmp_path / "out.txt")
+  _error_line(result, ["input file %s%s" % (inputs, expected)])
   assert tree_digest(model_dir) == before
+
+
+def test_truncated_infer_inputs_are_counted_in_a_note(model_dir, tmp_path):
+  inputs = tmp_path / "inputs.txt"
+  inputs.write_text("reverse: a b\nsort: %s\nsort: %s\n" % ("x " * 30,
+                                                             "y " * 5000))
+  outputs = tmp_path / "out.txt"
+  result = _infer(model_dir, inputs, outputs,
+                  "--gin_param=Bitransformer.decode.max_decode_length=8")
+  assert result.returncode == 0, result.stderr[-3000:]
+  notes = [line for line in result.stderr.splitlines()
+           if line.startswith("mtf_synth: note:") and str(inputs) in line]
+  assert notes == [
+      "mtf_synth: note: 2 of the 3 lines of input file %s are longer than "
+      "sequence_length['inputs'] = 64 tokens and are cut to it: raise "
+      "utils.run.sequence_length (and Unitransformer.max_length) to decode "
+      "them whole" % inputs], result.stderr[-3000:]
+  with open("%s-4" % outputs) as f:
+    assert len(f.read().splitlines()) == 3
+
+
+def test_init_checkpoint_of_another_shape(model_dir, tmp_path):
+  before = checkpoint_digest(model_dir)
+  result = mtf_synth(
+      str(tmp_path / "new"), *T5_TINY_ON_DEMO, "--gin_param=d_kv=32",
+      "--gin_param=utils.run.train_steps=2",
+      "--gin_param=utils.run.init_checkpoint='%s/model.ckpt-4'" % model_dir)
+  _error_line(result, ["SelfAttention/k", "(32, 64)", "[32, 128]",
+                       "utils.run.init_checkpoint must hold the model's "
+                       "variables", "operative_config.gin"])
+  assert checkpoint_digest(model_dir) == before
+  assert not [f for f in os.listdir(tmp_path / "new") if "ckpt" in f]
 
 
 def test_training_past_train_steps_does_nothing(model_dir):
@@ -449,19 +511,27 @@ def test_failed_save_names_path_and_keeps_previous_checkpoint(model_dir):
   assert not [f for f in os.listdir(model_dir) if "ckpt-6" in f]
 
 
+@contextlib.contextmanager
+def _small_disk(folder, size):
+  """A tmpfs of `size` mounted on folder (needs root; skips otherwise)."""
+  folder.mkdir()
+  if os.geteuid() != 0 or subprocess.run(
+      ["mount", "-t", "tmpfs", "-o", "size=" + size, "tmpfs", str(folder)],
+      capture_output=True, check=False).returncode != 0:
+    pytest.skip("needs root to mount a small tmpfs")
+  try:
+    yield folder
+  finally:
+    subprocess.run(["umount", str(folder)], check=False)
+
+
 @pytest.mark.slow
 def test_disk_full_during_a_save(tmp_path):
   """A real full disk: model_dir on a small tmpfs, filled after checkpoint 0
   (needs root to mount it). The save at the end fails with one line naming
   the path, checkpoint 0 is kept, no temporary file is left, and once there
   is space again the same command resumes and finishes."""
-  disk = tmp_path / "disk"
-  disk.mkdir()
-  if os.geteuid() != 0 or subprocess.run(
-      ["mount", "-t", "tmpfs", "-o", "size=128m", "tmpfs", str(disk)],
-      capture_output=True, check=False).returncode != 0:
-    pytest.skip("needs root to mount a small tmpfs")
-  try:
+  with _small_disk(tmp_path / "disk", "128m") as disk:
     model_dir = str(disk / "model")
     args = T5_TINY_ON_DEMO + ["--gin_param=utils.run.train_steps=30",
                               "--gin_param=utils.run.save_checkpoints_steps="
@@ -495,8 +565,21 @@ def test_disk_full_during_a_save(tmp_path):
     result = mtf_synth(model_dir, *args)
     assert result.returncode == 0, result.stderr[-3000:]
     assert tf.train.latest_checkpoint(model_dir).endswith("model.ckpt-30")
-  finally:
-    subprocess.run(["umount", str(disk)], check=False)
+
+
+@pytest.mark.slow
+def test_disk_full_before_the_first_checkpoint(tmp_path):
+  """model_dir on a 6 MB tmpfs (needs root): the graph written before the
+  first checkpoint does not fit. One line naming the file, no temporary
+  left."""
+  with _small_disk(tmp_path / "disk", "6m") as disk:
+    model_dir = str(disk / "model")
+    result = mtf_synth(model_dir, *T5_TINY_ON_DEMO,
+                       "--gin_param=utils.run.train_steps=2")
+    _error_line(result, ["could not write %s/graph.pbtxt (" % model_dir,
+                         "No space left on device",
+                         "before the first checkpoint", "free space"])
+    assert not [f for f in os.listdir(model_dir) if ".tmp" in f or "ckpt" in f]
 
 
 @pytest.mark.slow

@@ -6,6 +6,7 @@ import sys
 
 import tensorflow.compat.v1 as tf
 
+from mtf_synth import cli
 from mtf_synth import errors
 # The converters are looked up on the package at call time, so that what
 # `mtf_synth.hf_t5` exports is what the command line runs.
@@ -43,6 +44,7 @@ def main(argv=None):
                          help="gin binding; repeatable")
   args = parser.parse_args(argv)
   tf.logging.set_verbosity(tf.logging.ERROR)
+  cli.drop_missing_gin_path_noise()
   try:
     if args.command == "import":
       report = hf_t5.import_hf_t5(args.hf_dir, args.model_dir,

@@ -17,6 +17,7 @@ pytorch_model.bin.
 import dataclasses
 import json
 import os
+import pickle
 import tempfile
 
 import numpy as np
@@ -58,9 +59,12 @@ def read_hf_weights(hf_dir):
   """{parameter name: float32 array} from model.safetensors or .bin."""
   files = _weight_files(hf_dir, "model.safetensors")
   load = safetensors_numpy.load_file
+  unreadable = (OSError, safetensors.SafetensorError)
   if not files:
     files = _weight_files(hf_dir, "pytorch_model.bin")
     load = _load_torch_file
+    # torch's errors for a truncated or foreign file.
+    unreadable = (OSError, RuntimeError, EOFError, pickle.UnpicklingError)
   if not files:
     raise ConversionError("%s has no model.safetensors or pytorch_model.bin"
                           % hf_dir)
@@ -68,7 +72,7 @@ def read_hf_weights(hf_dir):
   for path in files:
     try:
       weights.update(load(path))
-    except (OSError, safetensors.SafetensorError) as e:
+    except unreadable as e:
       raise ConversionError("%s cannot be read (%s): give a complete "
                             "transformers weights file" % (
                                 path, " ".join(str(e).split()))) from e

@@ -10,17 +10,28 @@ until the chief tells them it finished (a queue on each task that the chief
 fills with its exit code) and exit with that code.
 
 `server.join()` never returns and a session touching a dead task blocks
-(TF waits for it forever), so every task watches the others' ports: a task
-unreachable for `lost_timeout_secs` ends the watcher's process with one line.
+(TF waits for it forever), so every task watches the others: a task whose
+gRPC server does not answer a handshake for `lost_timeout_secs` ends the
+watcher's process with one line (a port that accepts TCP but does not speak
+gRPC counts as down). SIGTERM and SIGINT end a task within
+_SIGNAL_GRACE_SECS even while TF blocks its main thread.
+
+TF's servers listen on every interface of their port (TF gives no way to
+bind one address) and have no authentication: `start_server` warns when a
+cluster address is not loopback or private (README, Security).
 """
 
 import collections
+import ipaddress
 import json
 import os
+import signal
 import socket
 import sys
 import threading
 import time
+
+import grpc
 
 import tensorflow.compat.v1 as tf
 from tensorflow.python.distribute.cluster_resolver import slurm_cluster_resolver  # pylint: disable=g-direct-tensorflow-import
@@ -29,6 +40,11 @@ from mtf_synth import errors
 
 _DONE_QUEUE = "mtf_synth_cluster_done"
 _POLL_SECS = 1.0
+# How long a gRPC handshake with a task may take.
+_HANDSHAKE_SECS = 2.0
+# After SIGTERM / SIGINT, how long the main thread has to stop by itself
+# (training saves its step) before the process ends regardless.
+_SIGNAL_GRACE_SECS = 8.0
 # Reachable tasks answer within seconds; the bound covers one that dies just
 # then (a session touching it would wait forever).
 _NOTIFY_TIMEOUT_SECS = 60.0
@@ -155,9 +171,37 @@ def server_config(cpus_per_task):
   return tf.ConfigProto(device_count={"CPU": cpus_per_task})
 
 
+def _public_hosts(cluster):
+  """The hosts of the cluster's addresses that are neither loopback nor
+  private (names are resolved; unresolvable ones are left out)."""
+  public = []
+  for task in cluster.tasks:
+    host = task.address.rsplit(":", 1)[0].strip("[]")
+    try:
+      resolved = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except OSError:
+      continue
+    if any(not (ip.is_loopback or ip.is_private) for ip in
+           map(ipaddress.ip_address, resolved)):
+      public.append(task.address)
+  return public
+
+
+def warn_if_public(cluster):
+  """One warning line when a cluster address is not loopback or private."""
+  public = _public_hosts(cluster)
+  if public:
+    print("mtf_synth: warning: cluster address %s is neither loopback nor "
+          "private: TF's gRPC servers listen on every interface of their "
+          "port and run any op whoever reaches it sends (no authentication);"
+          " keep the ports behind a firewall or on a private network (README,"
+          " Security)" % ", ".join(public), file=sys.stderr)
+
+
 def start_server(cluster, cpus_per_task):
   """Starts this task's server; the cluster becomes this process's."""
   global _active
+  warn_if_public(cluster)
   task = cluster.this_task
   try:
     cluster.server = tf.distribute.Server(
@@ -196,12 +240,14 @@ def chief_device():
 
 
 def _reachable(address):
-  host, port = address.rsplit(":", 1)
-  try:
-    with socket.create_connection((host.strip("[]"), int(port)), timeout=2):
+  """Whether a gRPC server answers at address (an HTTP/2 handshake within
+  _HANDSHAKE_SECS; a bare TCP listener does not)."""
+  with grpc.insecure_channel(address) as channel:
+    try:
+      grpc.channel_ready_future(channel).result(timeout=_HANDSHAKE_SECS)
       return True
-  except OSError:
-    return False
+    except grpc.FutureTimeoutError:
+      return False
 
 
 def wait_for_tasks(cluster, tasks):
@@ -267,6 +313,34 @@ def watch(cluster, tasks, lost, code):
       time.sleep(_POLL_SECS)
 
   threading.Thread(target=run, name="mtf_synth_cluster_watch",
+                   daemon=True).start()
+
+
+def end_on_signals_while_blocked():
+  """SIGTERM / SIGINT end this process within _SIGNAL_GRACE_SECS.
+
+  Python runs signal handlers on the main thread between bytecodes; a main
+  thread blocked in TF (a session waiting for a task) never gets there. The
+  signal's number also goes to a pipe (signal.set_wakeup_fd, written by the
+  C-level handler); a thread reading it gives the main thread the grace
+  period to stop by itself (training saves its step), then ends the process
+  with one line. A checkpoint cut short is skipped on resume (its files are
+  verified). Main thread only.
+  """
+  read_fd, write_fd = os.pipe()
+  os.set_blocking(write_fd, False)
+  signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+
+  def run():
+    signum = os.read(read_fd, 1)[0]
+    time.sleep(_SIGNAL_GRACE_SECS)
+    _exit_with_one_line(
+        "stopped by %s; the main thread did not stop within %d s (blocked in"
+        " TF, e.g. waiting for a cluster task): restart every task with the "
+        "same commands to resume from the latest intact checkpoint" % (
+            signal.Signals(signum).name, _SIGNAL_GRACE_SECS), 128 + signum)
+
+  threading.Thread(target=run, name="mtf_synth_signal_watch",
                    daemon=True).start()
 
 

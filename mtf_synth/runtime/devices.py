@@ -36,7 +36,13 @@ def default_mesh_devices(size, num_gpus):
   return ["/cpu:%d" % i for i in range(size)]
 
 
-def check_mesh_devices(mesh_shape, mesh_devices):
+def check_mesh_devices(mesh_shape, mesh_devices, local=True):
+  """One device per slice; on one process (`local`), devices it has.
+
+  The session places ops softly (some have no kernel on the mesh's device),
+  so a slice on a device the machine lacks would run elsewhere unsaid.
+  Virtual CPUs are created for the devices named (any number).
+  """
   size = mesh_size(mesh_shape)
   if mesh_devices is not None and len(mesh_devices) != size:
     raise errors.MeshDevicesError(
@@ -44,6 +50,20 @@ def check_mesh_devices(mesh_shape, mesh_devices):
         "slices: give one device per slice, or unbind mesh_devices to use "
         "the local GPUs or virtual CPUs" %
         (len(mesh_devices), str(mesh_shape), size))
+  if not local:
+    return
+  num_gpus = len(tf.config.list_physical_devices("GPU"))
+  for device in mesh_devices or []:
+    spec = tf.DeviceSpec.from_string(device)
+    kind = (spec.device_type or "CPU").upper()
+    if spec.job not in (None, "localhost") or kind == "CPU" or (
+        kind == "GPU" and (spec.device_index or 0) < num_gpus):
+      continue
+    raise errors.MeshDevicesError(
+        "utils.run.mesh_devices names %s, which this machine does not have "
+        "(it has %d GPUs): name devices it has (e.g. %s), or unbind "
+        "mesh_devices to use the local GPUs or virtual CPUs" % (
+            device, num_gpus, default_mesh_devices(size, num_gpus)))
 
 
 def devices_per_task(mesh_shape, num_tasks):

@@ -296,6 +296,30 @@ class _StopOnSignals(tf.train.SessionRunHook):
       run_context.request_stop()
 
 
+class _NoSessionRecovery(tf.train.SessionRunHook):
+  """A second session (MonitoredSession's recovery) stops the run.
+
+  MonitoredSession re-creates a session lost to a restarted cluster task
+  (AbortedError, UnavailableError) and runs on from the checkpoint, but
+  the input pipeline starts again from its beginning, not the checkpoint's
+  data position (and evaluation's metrics start again): the run would go
+  on on other data. `then` says what to do instead.
+  """
+
+  def __init__(self, then):
+    self._then = then
+    self._created = False
+
+  def after_create_session(self, session, coord):
+    if self._created:
+      raise errors.ClusterError(
+          "the session was lost and re-created (a cluster task restarted); "
+          "going on would not resume exactly (the input position is not "
+          "restored): restart every task with the same commands%s" %
+          self._then())
+    self._created = True
+
+
 def _partial_checkpoint_files(model_dir, step, keep):
   """What a failed save of `step` left behind: temporary files (the sharded
   saver's PREFIX_temp folder, TF's atomic writes' FILE.tmpHEX, the
@@ -348,6 +372,22 @@ def _explain_save_errors(saver_hook, model_dir):
           "permissions, then re-run to resume" % (path, reason, kept)) from e
 
   saver_hook._save = save_or_explain  # pylint: disable=protected-access
+  create = saver_hook.after_create_session
+
+  def create_or_explain(session, coord):
+    # Writes graph.pbtxt (atomically, through a temporary), then saves.
+    try:
+      return create(session, coord)
+    except (tf.errors.OpError, OSError) as e:
+      graph = os.path.join(model_dir, "graph.pbtxt")
+      for partial in tf.io.gfile.glob(graph + ".tmp*"):
+        tf.io.gfile.remove(partial)
+      raise errors.CheckpointWriteError(
+          "could not write %s (%s) before the first checkpoint: free space or"
+          " fix permissions, then re-run" % (
+              graph, _write_error_reason(e, model_dir))) from e
+
+  saver_hook.after_create_session = create_or_explain
 
 
 def _format_seconds(seconds):
@@ -426,7 +466,9 @@ def train(graph, spec, features, model_dir, config, max_steps=None,
                            model_dir, settings, max_steps,
                            _tokens_per_step(features))
   stop_on_signals = _StopOnSignals()
-  hooks = ([progress, stop_on_signals] +
+  no_recovery = _NoSessionRecovery(lambda: " to resume from %s" %
+                                   tf.train.latest_checkpoint(model_dir))
+  hooks = ([no_recovery, progress, stop_on_signals] +
            _periodic_summary_hooks(model_dir) + all_hooks + list(hooks))
   if not any(isinstance(h, tf.train.CheckpointSaverHook) for h in all_hooks):
     hooks.append(tf.train.CheckpointSaverHook(
@@ -466,7 +508,9 @@ def _restoring_session(graph, spec, checkpoint_path, hooks, config):
       scaffold=_scaffold(spec), master=config.master,
       checkpoint_filename_with_path=checkpoint_path,
       config=session_config(graph, config.session_config))
-  return tf.train.MonitoredSession(session_creator=creator, hooks=hooks)
+  return tf.train.MonitoredSession(
+      session_creator=creator,
+      hooks=[_NoSessionRecovery(lambda: "")] + list(hooks))
 
 
 def evaluate(graph, spec, checkpoint_path, eval_dir, steps, hooks, config):
@@ -531,25 +575,38 @@ def predict(graph, spec, predictions, checkpoint_path, hooks, config):
 
 def export(graph, spec, receiver, checkpoint_path, export_dir_base, as_text,
            config):
-  """Writes a SavedModel with a serving_default predict signature."""
+  """Writes a SavedModel with a serving_default predict signature.
+
+  Into export_dir_base/temp-<timestamp>, renamed to <timestamp> once
+  complete (as tf.estimator did): a server loading the highest numbered
+  version never sees a partial export, and a killed export leaves only a
+  temp- folder.
+  """
   scaffold = _scaffold(spec)
   # Not scaffold.finalize(): it freezes the graph the builder still adds to.
   saver = scaffold.saver or tf.train.Saver(sharded=True)
   local_init_op = (scaffold.local_init_op or
                    tf.train.Scaffold.default_local_init_op())
-  export_dir = os.path.join(export_dir_base, str(int(time.time())))
-  builder = tf.saved_model.Builder(export_dir)
+  version = str(int(time.time()))
+  export_dir = os.path.join(export_dir_base, version)
+  temp_dir = os.path.join(export_dir_base, "temp-" + version)
   signature = tf.saved_model.predict_signature_def(
       inputs=receiver.receiver_tensors, outputs=spec.predictions)
   check_checkpoint_fits(checkpoint_path, graph)
-  with tf.Session(config.master, graph=graph,
-                  config=session_config(graph, config.session_config)) as sess:
-    saver.restore(sess, checkpoint_path)
-    sess.run(local_init_op)
-    builder.add_meta_graph_and_variables(
-        sess, [tf.saved_model.tag_constants.SERVING],
-        signature_def_map={"serving_default": signature},
-        main_op=local_init_op, strip_default_attrs=True,
-        clear_devices=True)  # servable without the mesh's virtual devices
-  builder.save(as_text=as_text)
+  builder = tf.saved_model.Builder(temp_dir)  # makes the folder
+  try:
+    with tf.Session(config.master, graph=graph, config=session_config(
+        graph, config.session_config)) as sess:
+      saver.restore(sess, checkpoint_path)
+      sess.run(local_init_op)
+      builder.add_meta_graph_and_variables(
+          sess, [tf.saved_model.tag_constants.SERVING],
+          signature_def_map={"serving_default": signature},
+          main_op=local_init_op, strip_default_attrs=True,
+          clear_devices=True)  # servable without the mesh's virtual devices
+    builder.save(as_text=as_text)
+    tf.io.gfile.rename(temp_dir, export_dir)
+  except BaseException:
+    tf.io.gfile.rmtree(temp_dir)
+    raise
   return export_dir.encode("utf-8")
