@@ -3,9 +3,11 @@ plateau rule, chunked training that stops at it, resuming after an
 interruption, skipping finished cells, the report; mtf_synth calls are
 replaced by a fake run that records what it was asked to do."""
 
+import fcntl
 import json
 import os
 import re
+import subprocess
 
 import pytest
 
@@ -206,3 +208,23 @@ def test_report_has_each_cell_its_plateau_gaps_and_a_plot_per_column(
     lines = f.read().splitlines()
   assert len(lines) == 1 + sum(len(v) for r in results.values()
                                for v in r["series"].values())
+
+
+def test_launch_script_runs_one_copy_at_a_time():
+  """scripts/small_curves.sh exits while another copy holds its lock (2
+  cores: one training process)."""
+  repo = os.path.join(os.path.dirname(__file__), os.pardir)
+  path = os.path.join(repo, "runs", "small_curves.lock")
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(path, "a") as lock:
+    try:
+      fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      pass  # the real run holds it
+    run = subprocess.run(["bash", os.path.join(repo, "scripts",
+                                               "small_curves.sh"),
+                          "--dry_run"], capture_output=True, text=True,
+                         check=False)
+  assert run.returncode == 2
+  assert run.stderr.strip() == ("small_curves.sh is running already "
+                                "(runs/small_curves.lock)")
