@@ -385,3 +385,31 @@ def test_small_evaluation_decodes_the_manifests_sample():
                          "tables", "small", "eval.gin")) as f:
     bound = re.search(r"num_eval_examples = (\d+)", f.read()).group(1)
   assert int(bound) == debian_corpus.EVAL_EXAMPLES
+
+
+def test_compare_manifests_names_each_difference_and_its_cause():
+  recorded = {"packages": ["tar=1.34"], "heldout_packages": ["pv=1.6"],
+              "datasets": {"l10n_ende": {
+                  "test": {"units": ["tar"], "sha256": "a", "examples": 3},
+                  "train": {"units": ["wget"], "sha256": "b", "examples": 9}},
+                           "sections": {"test": {
+                               "units": "by source package", "sha256": "c",
+                               "examples": 5}}},
+              "vocabulary": {"sha256": "d"}}
+  assert debian_corpus.compare_manifests(recorded, recorded) == []
+  built = json.loads(json.dumps(recorded))
+  built["packages"] = ["tar=1.35"]
+  built["datasets"]["l10n_ende"]["test"]["units"] = ["tar", "sed"]
+  built["datasets"]["sections"]["test"]["sha256"] = "x"
+  built["vocabulary"]["sha256"] = "y"
+  del built["datasets"]["l10n_ende"]["train"]
+  problems = debian_corpus.compare_manifests(built, recorded)
+  assert [p.split(":")[0] for p in problems] == [
+      "packages", "l10n_ende/test", "l10n_ende/train", "sections/test",
+      "vocabulary"]
+  assert "tar=1.34, tar=1.35" in problems[0] and "pinned" in problems[0]
+  assert "(sed)" in problems[1]
+  assert "no longer writes" in problems[2]
+  assert "same units, other bytes" in problems[3]
+  assert "sentencepiece version" in problems[4]
+  assert all("\n" not in p for p in problems)
