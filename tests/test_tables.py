@@ -385,3 +385,20 @@ def test_synthesizer_table_has_a_row_for_every_registered_mode():
   components = {component for mode in modes.values() if mode is not None
                 for component in synthesizer.parse_mode(mode)}
   assert components == set(synthesizer.COMPONENTS)
+
+
+def test_small_translation_tables_give_the_decoded_samples_composition():
+  with open(report.DEBIAN_MANIFEST) as f:
+    datasets = json.load(f)["datasets"]
+  table = specs.TABLES["synth_mt_lm"]
+  text = report.markdown(table, "small", {}, "t.commands.sh")
+  notes = text.split("Decoded samples of the debian corpus")[1].splitlines()
+  samples = [line for line in notes if line.startswith("- ")]
+  assert len(samples) == 2  # En-De and En-Fr test; the LM has none
+  for line, dataset in zip(samples, ("l10n_ende", "l10n_enfr")):
+    info = datasets[dataset]["test"]
+    assert line.startswith("- test (%d pairs; decoded: the first %d" % (
+        info["examples"], sum(info["sample_catalogs"].values())))
+    name, count = max(info["sample_catalogs"].items(), key=lambda kv: kv[1])
+    assert "by catalog): %s %d, " % (name, count) in line
+  assert "Decoded samples" not in report.markdown(table, "mini", {}, "t.sh")

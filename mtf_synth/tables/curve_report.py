@@ -5,17 +5,15 @@ commands."""
 
 import csv
 import glob
-import json
 import os
 
 import numpy as np
 import sacrebleu
 
-from mtf_synth.tables import REPO
 from mtf_synth.tables import curves
+from mtf_synth.tables import report
 from mtf_synth.tables.report import fmt
 
-MANIFEST = os.path.join(REPO, "tasks", "debian_manifest.json")
 # (column, key of the validation curve plotted) -> panel title.
 PANELS = {"debian_l10n_ende": (("validation/loss", "validation loss"),
                                ("validation/bleu", "validation BLEU"),
@@ -115,25 +113,6 @@ def _status(result):
   return "not run"
 
 
-def _sample_note(column):
-  """The per-catalog composition of the evaluation samples, from the
-  committed data manifest."""
-  try:
-    with open(MANIFEST) as f:
-      datasets = json.load(f)["datasets"]
-  except OSError:
-    return []
-  dataset = column.split("_", 1)[1]  # debian_l10n_ende -> l10n_ende
-  lines = []
-  for split, info in datasets.get(dataset, {}).items():
-    if info.get("sample_catalogs"):
-      lines.append("- %s (%d pairs; decoded: the first %d, by catalog): %s" % (
-          split, info["examples"], sum(info["sample_catalogs"].values()),
-          ", ".join("%s %d" % kv for kv in sorted(
-              info["sample_catalogs"].items(), key=lambda kv: -kv[1]))))
-  return lines
-
-
 def markdown(results, settings, commands_file, model_dirs):
   lines = ["# Learning curves to a plateau (small scale)", "",
            "Each cell trains in chunks of %d steps; after each chunk its "
@@ -176,7 +155,7 @@ def markdown(results, settings, commands_file, model_dirs):
                                      fmt(min(values)), fmt(max(values)))
                      if values else "")
       lines.append("| " + " | ".join(cells) + " |")
-    sample = _sample_note(column)
+    sample = report.sample_note(column)
     if sample:
       lines += ["", "Evaluation samples (tasks/debian_manifest.json):"
                 ] + sample

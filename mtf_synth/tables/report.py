@@ -2,9 +2,13 @@
 our numbers beside the papers' published ones."""
 
 import csv
+import json
 import os
 
+from mtf_synth.tables import REPO
 from mtf_synth.tables.specs import LOWER_IS_BETTER
+
+DEBIAN_MANIFEST = os.path.join(REPO, "tasks", "debian_manifest.json")
 
 
 def fmt(value):
@@ -40,6 +44,24 @@ def _headers(table, scale):
   return ours, paper
 
 
+def sample_note(column, splits=None):
+  """Lines giving the per-catalog composition of a debian translation
+  column's decoded samples (`splits`, default all), from the committed data
+  manifest; [] for other columns."""
+  if not column.startswith("debian_l10n_"):
+    return []
+  with open(DEBIAN_MANIFEST) as f:
+    dataset = json.load(f)["datasets"][column[len("debian_"):]]
+  lines = []
+  for split, info in dataset.items():
+    if info.get("sample_catalogs") and split in (splits or dataset):
+      lines.append("- %s (%d pairs; decoded: the first %d, by catalog): %s" % (
+          split, info["examples"], sum(info["sample_catalogs"].values()),
+          ", ".join("%s %d" % kv for kv in sorted(
+              info["sample_catalogs"].items(), key=lambda kv: -kv[1]))))
+  return lines
+
+
 def markdown(table, scale, results, commands_file):
   ours, paper = _headers(table, scale)
   head = (["row"] + ["%s %s" % (c.label, m) for c, m in ours] + ["status"] +
@@ -66,6 +88,11 @@ def markdown(table, scale, results, commands_file):
             "Lower is better for %s." % (
                 table.name, scale, os.path.basename(commands_file),
                 ", ".join(LOWER_IS_BETTER))]
+  samples = [line for column in table.columns(scale)
+             for line in sample_note(column.name, [column.split])]
+  if samples:
+    lines += ["", "Decoded samples of the debian corpus "
+              "(tasks/debian_manifest.json):"] + samples
   carried = ["%s/%s" % k for k, r in sorted(results.items())
              if r.get("carried_over")]
   if carried:
