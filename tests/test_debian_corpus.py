@@ -413,3 +413,13 @@ def test_compare_manifests_names_each_difference_and_its_cause():
   assert "same units, other bytes" in problems[3]
   assert "sentencepiece version" in problems[4]
   assert all("\n" not in p for p in problems)
+
+
+def test_check_without_a_recorded_manifest_is_one_line(tmp_path, capsys):
+  missing = str(tmp_path / "none.json")
+  assert build_corpus.main(["--check", "--no_install",
+                            "--manifest=" + missing]) == 2
+  error = capsys.readouterr().err.strip()
+  assert error.startswith("error: cannot read the recorded manifest %s" %
+                          missing) and "--record" in error
+  assert "\n" not in error
