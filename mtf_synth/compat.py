@@ -532,6 +532,16 @@ class _BeamSearchGathersByIndex:
     return self._mtf.einsum(xs, output_shape, reduced_dims, name)
 
 
+def _patch_transformer(transformer):
+  # Ids mesh TF pads the vocabulary with are masked out of the logits and
+  # the loss (mtf_synth.padded_vocabulary).
+  from mtf_synth import padded_vocabulary  # pylint: disable=g-import-not-at-top
+  _patch_once(transformer.Unitransformer, "_call_internal",
+              padded_vocabulary.logits_without_padded_ids)
+  _patch_once(transformer.Unitransformer, "_compute_loss",
+              padded_vocabulary.loss_without_padded_ids)
+
+
 def _patch_beam_search(beam_search_module):
   _patch_once(beam_search_module, "beam_search",
               _beam_search_per_example_off_tpu)
@@ -546,8 +556,11 @@ def _self_attention_decodes_by_index(call):
   # over the filled prefix, for the layers it reproduces exactly.
   def call_decoding_by_index(self, context, x, losses=None):
     from mtf_synth.layers import decoding  # pylint: disable=g-import-not-at-top
-    if decoding.steps_by_index(self, context):
+    if context.mode == "incremental" and decoding.decodes_by_index(self):
       return decoding.self_attention_step(self, context, x, losses)
+    if context.mode == "first_part" and decoding.decodes_by_index(self):
+      return decoding.self_attention_first_part(self, context, x, losses,
+                                                call)
     return call(self, context, x, losses)
 
   return call_decoding_by_index
@@ -570,6 +583,7 @@ def _patch_mtf_model(mtf_model):
 _AFTER_IMPORT = {
     "tensorflow": _tensorflow_optional_imports_when_used,
     "mesh_tensorflow.beam_search": _patch_beam_search,
+    "mesh_tensorflow.transformer.transformer": _patch_transformer,
     "mesh_tensorflow.transformer.transformer_layers": _patch_transformer_layers,
     "t5": _import_t5_models,
     "t5.evaluation.metrics": _patch_t5_metrics,

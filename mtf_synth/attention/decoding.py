@@ -34,6 +34,14 @@ def _check_memory_whole(mesh_impl, memory_dim):
                      "layout splits it" % memory_dim.name)
 
 
+def cache_layout(cache, memory_dim, kv_dim):
+  """`cache` as decoding keeps it: [batch.., heads.., memory, kv], so that
+  both products of a step (q . keys, weights . values) are batched matmuls
+  over the leading dims, with no transpose of the cache."""
+  others = [d for d in cache.shape.dims if d not in (memory_dim, kv_dim)]
+  return mtf.transpose(cache, others + [memory_dim, kv_dim])
+
+
 def write_at_position(cache, update, position, memory_dim):
   """`cache` with `update` written at `position` along `memory_dim`.
 

@@ -1,7 +1,7 @@
 """Mesh TF's SelfAttention, one decoding step by index (mtf_synth.attention.decoding).
 
-compat routes `transformer_layers.SelfAttention.call` in "incremental" mode
-here when the layer is one this step reproduces exactly: plain dot-product
+compat routes `transformer_layers.SelfAttention.call` in "first_part" and
+"incremental" modes here when the layer is one this step reproduces exactly: plain dot-product
 attention (no `attention_func`, no hyper-prompts) with only `extra_logit` and
 `float32_logits` among its attention kwargs. Anything else keeps mesh TF's
 own step.
@@ -16,14 +16,24 @@ from mtf_synth.attention import decoding
 _ATTENTION_KWARGS = {"extra_logit", "float32_logits"}
 
 
-def steps_by_index(layer, context):
-  """Whether `layer`'s incremental step can run by index."""
+def decodes_by_index(layer):
+  """Whether `layer`'s decoding steps can run by index."""
   cls = transformer_layers.SelfAttention
-  return (context.mode == "incremental" and
-          type(layer).attention_fn is cls.attention_fn and
+  return (type(layer).attention_fn is cls.attention_fn and
           getattr(layer, "attention_func", None) is None and
           not getattr(layer, "hyperprompt_length_decoder", None) and
           set(layer.attention_kwargs) <= _ATTENTION_KWARGS)
+
+
+def self_attention_first_part(layer, context, x, losses, call):
+  """SelfAttention's `call` over the prompt, its key/value states recorded
+  in decoding.cache_layout."""
+  output = call(layer, context, x, losses)
+  count = 1 if layer.shared_kv else 2
+  context.new_states[-count:] = [
+      decoding.cache_layout(state, layer.memory_length(context), layer.kv_dim)
+      for state in context.new_states[-count:]]
+  return output
 
 
 def self_attention_step(layer, context, x, losses=None):

@@ -203,6 +203,9 @@ class SynthesizerAttention(transformer.TransformerLayer):
       memory = [decoding.write_at_position(cache, t, context.position,
                                            masks.memory_length(context))
                 for cache, t in zip(context.get_states(len(memory)), memory)]
+    elif context.mode == "first_part":
+      memory = [decoding.cache_layout(t, masks.memory_length(context),
+                                      dims.kv) for t in memory]
     if context.mode in ("incremental", "first_part"):
       context.record_new_states(memory)
     return memory[0], (memory[1] if len(memory) > 1 else None)
