@@ -20,7 +20,7 @@ call); tokens/s is a batch's tokens over the median batch after the first,
 so start-up and warm-up do not count.
 
   python bench/decode.py [--sizes demo 512] [--attentions SelfAttention R]
-      [--extra_batches 3] [--repeats 3] [--before REV]
+      [--extra_batches 3] [--repeats 3] [--before REV] [--hf_threads 2 1]
 
 --before REV adds mtf_synth's rows as git revision REV decodes them
 (harness.revision_tree), interleaved with today's.
@@ -148,14 +148,21 @@ def model_dir_of(out_dir, size_name, attention):
   return os.path.join(out_dir, "decode_model_%s_%s" % (size_name, attention))
 
 
-def variant(size_name, search, attention=None):
-  """A table row's name, e.g. 'mtf_synth greedy R @512'."""
-  name = "hf_t5 " + search if attention is None else "mtf_synth %s%s" % (
-      search, "" if attention == "demo" else " " + attention)
+def variant(size_name, search, attention=None, threads=None):
+  """A table row's name, e.g. 'mtf_synth greedy R @512' or 'hf_t5 greedy,
+  1 thread' (HF T5 at other than one thread per core)."""
+  if attention is None:
+    name = "hf_t5 " + search
+    if threads not in (None, os.cpu_count()):
+      name += ", %d thread%s" % (threads, "s" if threads > 1 else "")
+  else:
+    name = "mtf_synth %s%s" % (search, "" if attention == "demo" else
+                               " " + attention)
   return name if size_name == "demo" else name + " @" + size_name
 
 
-def runs(out_dir, torch_dir, extra_batches, sizes, attentions, trees=()):
+def runs(out_dir, torch_dir, extra_batches, sizes, attentions, hf_threads,
+         trees=()):
   searches = (("greedy", 1), ("beam 4", 4))
   torch_env = QUIET + (("PYTHONPATH", torch_dir),)
   all_runs = []
@@ -171,10 +178,11 @@ def runs(out_dir, torch_dir, extra_batches, sizes, attentions, trees=()):
         all_runs += [harness.Run("%s %s" % (name, label), command, phase,
                                  QUIET + (("PYTHONPATH", folder),))
                      for label, folder in trees]
-      all_runs.append(harness.Run(variant(size_name, search), (
+      all_runs += [harness.Run(variant(size_name, search, threads=threads), (
           sys.executable, os.path.join(harness.BENCH_DIR, "hf_t5.py"),
           "generate", str(batches), "--beams=%d" % beams,
-          "--size=" + size_name), phase, torch_env))
+          "--size=" + size_name, "--threads=%d" % threads), phase, torch_env)
+                   for threads in hf_threads]
   return all_runs
 
 
@@ -185,6 +193,10 @@ def main():
                       default=["demo"])
   parser.add_argument("--attentions", nargs="+", choices=sorted(ATTENTIONS),
                       default=["demo"])
+  parser.add_argument("--hf_threads", nargs="+", type=int,
+                      default=[os.cpu_count()],
+                      help="torch threads of HF T5's runs (several: a row "
+                      "each; on a loaded machine one thread fares better)")
   parser.add_argument("--peers_dir", default=peers.PEERS_DIR)
   parser.add_argument("--before", metavar="REV", action="append",
                       default=[], help="also decode with git revision REV's "
@@ -205,7 +217,8 @@ def main():
               attention)
   trees = [harness.revision_tree(revision) for revision in args.before]
   all_runs = runs(out_dir, os.path.join(args.peers_dir, "torch"),
-                  args.extra_batches, args.sizes, args.attentions, trees)
+                  args.extra_batches, args.sizes, args.attentions,
+                  args.hf_threads, trees)
   records = harness.measure(all_runs, args.repeats, args.log)
   figures = [harness.Figure("tokens/s", tokens_per_s, "%.0f", ratio=True),
              # CPU seconds of every thread: steadier on a shared machine.
@@ -223,12 +236,12 @@ def main():
                                size["input_length"], size["decode_length"],
                                1 + args.extra_batches), ""]
     for search in ("greedy", "beam 4"):
-      hf = variant(size_name, search)
+      hf = [variant(size_name, search, threads=t) for t in args.hf_threads]
       ours = [variant(size_name, search, a) for a in args.attentions]
       before = ["%s %s" % (name, label) for name in ours
                 for label, _ in trees]
-      lines += harness.table(records, ours + before + [hf], figures,
-                             [hf] + before) + [""]
+      lines += harness.table(records, ours + before + hf, figures,
+                             hf + before) + [""]
   harness.write_markdown("\n".join(lines), args.markdown)
 
 
