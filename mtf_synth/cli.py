@@ -16,7 +16,6 @@ import logging
 import os
 import signal
 import sys
-import tempfile
 import tokenize
 import traceback
 import uuid
@@ -36,10 +35,12 @@ from t5.models import mesh_transformer
 from t5.models import mesh_transformer_main
 from mtf_synth import compat
 from mtf_synth import errors
+from mtf_synth import padded_vocabulary
 from mtf_synth.runtime import checkpoints
 from mtf_synth.runtime import cluster as cluster_lib
 from mtf_synth.runtime import devices
 from mtf_synth.runtime import model_dir_lock
+from mtf_synth.runtime import native_stderr
 from mtf_synth.runtime import train_loop
 
 FLAGS = flags.FLAGS
@@ -161,7 +162,8 @@ def _check_mixture_or_task(name):
 
 
 def _check_vocabulary():
-  """A task is named, and its SentencePiece files (if any) load."""
+  """A task is named, its SentencePiece files (if any) load, and its
+  vocabulary has the model's real size (padded_vocabulary)."""
   if _bound("mesh_transformer.get_vocabulary.mixture_or_task_name") is None:
     raise errors.UserError(
         "no task given (t5 would fall back to its vocabulary on gs://): add "
@@ -183,6 +185,8 @@ def _check_vocabulary():
           "file (train one with python scripts/train_sentencepiece.py), or "
           "use the task's _bytes variant" %
           (path, " ".join(str(e).split()))) from e
+  for vocabulary in vocabularies:
+    padded_vocabulary.check_task_vocabulary(vocabulary.vocab_size)
 
 
 def _check_run_knobs():
@@ -652,20 +656,11 @@ def _native_stderr_without(text):
   """Drops the lines holding `text` from what is written to file descriptor
   2 meanwhile (TF's C++ logging writes there, past Python's sys.stderr);
   the other lines are written after, in order."""
-  sys.stderr.flush()
-  saved = os.dup(2)
-  with tempfile.TemporaryFile() as captured:
-    os.dup2(captured.fileno(), 2)
-    try:
-      yield
-    finally:
-      sys.stderr.flush()
-      os.dup2(saved, 2)
-      os.close(saved)
-      captured.seek(0)
-      for line in captured:
-        if text not in line:
-          os.write(2, line)
+  capture = native_stderr.Capture().start()
+  try:
+    yield
+  finally:
+    capture.write_back([line for line in capture.stop() if text not in line])
 
 
 def _start_gpu_platform_quietly():

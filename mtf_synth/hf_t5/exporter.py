@@ -12,6 +12,7 @@ import numpy as np
 from safetensors import numpy as safetensors_numpy
 import tensorflow.compat.v1 as tf
 
+from mtf_synth import padded_vocabulary
 from mtf_synth.errors import ConversionError
 from mtf_synth.hf_t5 import mtf_model
 from mtf_synth.hf_t5 import names
@@ -54,6 +55,12 @@ def default_gin_files(checkpoint):
           model_dir, mtf_model.GIN_FILE))
 
 
+def _unpadded(hf_name, array, vocab_size):
+  """The rows of the real vocabulary, of the [vocab, d_model] parameters."""
+  return array[:vocab_size] if hf_name in ("shared.weight",
+                                           "lm_head.weight") else array
+
+
 def export_hf_t5(checkpoint, output_dir, gin_files=None, gin_params=()):
   """Writes a vanilla T5 checkpoint as transformers' config + safetensors.
 
@@ -78,6 +85,8 @@ def export_hf_t5(checkpoint, output_dir, gin_files=None, gin_params=()):
     gin_files = default_gin_files(checkpoint)
   with mtf_model.gin_model(gin_files, gin_params, vocab_size) as model, \
       tf.Graph().as_default():
+    # The real vocabulary: the rows mesh TF padded are not exported.
+    vocab_size = padded_vocabulary.vocabulary_size() or vocab_size
     architecture = T5Architecture.from_model(model, vocab_size)
     expected = {name: tuple(v.shape.to_integer_list)
                 for name, v in mtf_model.variables_of(model).items()}
@@ -95,7 +104,8 @@ def export_hf_t5(checkpoint, output_dir, gin_files=None, gin_params=()):
       json.dump(architecture.hf_config(), f, indent=2, sort_keys=True)
     safetensors_numpy.save_file(
         {names.hf_name(name): np.ascontiguousarray(
-            names.to_hf(name, value), np.float32)
+            _unpadded(names.hf_name(name), names.to_hf(name, value),
+                      vocab_size), np.float32)
          for name, value in values.items()},
         os.path.join(output_dir, "model.safetensors"),
         metadata={"format": "pt"})

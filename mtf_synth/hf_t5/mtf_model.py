@@ -14,16 +14,10 @@ from mesh_tensorflow.transformer import transformer
 from mesh_tensorflow.transformer import utils as mtf_utils
 import tensorflow.compat.v1 as tf
 
+from mtf_synth import padded_vocabulary
 from mtf_synth.errors import ConversionError
 
 GIN_FILE = "model.gin"
-# mesh TF pads the vocabulary dim to a multiple of this
-# (Unitransformer.vocab_divisor).
-_VOCAB_DIVISOR = 128
-
-
-def _round_up(n, divisor):
-  return -(-n // divisor) * divisor
 
 
 def model_gin(architecture, source, gin_files=(), gin_params=()):
@@ -39,13 +33,15 @@ def model_gin(architecture, source, gin_files=(), gin_params=()):
           "v1.1" if architecture.gated and not architecture.tied else
           "custom"),
       "# The task's vocabulary must have %d entries (mesh TF pads it to a "
-      "multiple of %d: %d)." % (
-          architecture.vocab_size, _VOCAB_DIVISOR,
-          _round_up(architecture.vocab_size, _VOCAB_DIVISOR)),
+      "multiple of %d: %d rows," % (
+          architecture.vocab_size, padded_vocabulary.VOCAB_DIVISOR,
+          padded_vocabulary.round_up(architecture.vocab_size)),
+      "# the padded ids masked out of every softmax).",
       "",
       "import mtf_synth",
       "import mesh_tensorflow.transformer.transformer_layers",
       "",
+      "mtf_synth.vocabulary_size.size = %d" % architecture.vocab_size,
   ] + ["include %r" % _include_path(path) for path in gin_files] + [
       "",
       "utils.run.model_type = 'bitransformer'",

@@ -21,6 +21,7 @@ bind one address) and have no authentication: `start_server` warns when a
 cluster address is not loopback or private (README, Security).
 """
 
+import atexit
 import collections
 import ipaddress
 import json
@@ -37,6 +38,7 @@ import tensorflow.compat.v1 as tf
 from tensorflow.python.distribute.cluster_resolver import slurm_cluster_resolver  # pylint: disable=g-direct-tensorflow-import
 
 from mtf_synth import errors
+from mtf_synth.runtime import native_stderr
 
 _DONE_QUEUE = "mtf_synth_cluster_done"
 _POLL_SECS = 1.0
@@ -49,6 +51,7 @@ _SIGNAL_GRACE_SECS = 8.0
 # then (a session touching it would wait forever).
 _NOTIFY_TIMEOUT_SECS = 60.0
 _active = None  # the Cluster of this process once its server runs
+_held_stderr = None  # a native_stderr.Capture while a watched task is down
 
 
 Task = collections.namedtuple("Task", ("job", "index", "address"))
@@ -275,6 +278,7 @@ def list_devices(cluster):
 
 
 def _exit_with_one_line(message, code):
+  _release_stderr()
   sys.stdout.flush()
   print("mtf_synth: error: %s" % message, file=sys.stderr, flush=True)
   # Not sys.exit: sessions touching a dead task never close, and the gRPC
@@ -303,17 +307,45 @@ def watch(cluster, tasks, lost, code):
     last_seen = {task: time.time() for task in tasks}
     while True:
       now = time.time()
+      down = [task for task in tasks if not _reachable(task.address)]
       for task in tasks:
-        if _reachable(task.address):
+        if task not in down:
           last_seen[task] = now
-        elif now - last_seen[task] > cluster.lost_timeout_secs:
+      _hold_stderr(bool(down))
+      for task in down:
+        if now - last_seen[task] > cluster.lost_timeout_secs:
+          noise = _held_stderr.path
+          _release_stderr(write_back=False)
           _exit_with_one_line(
-              "task %s went away (unreachable for %d s): %s" % (
-                  describe(task), cluster.lost_timeout_secs, lost(task)), code)
+              "task %s went away (unreachable for %d s): %s (TF's errors "
+              "since: %s)" % (describe(task), cluster.lost_timeout_secs,
+                              lost(task), noise), code)
       time.sleep(_POLL_SECS)
 
   threading.Thread(target=run, name="mtf_synth_cluster_watch",
                    daemon=True).start()
+
+
+def _hold_stderr(hold):
+  """While a task is down, TF logs a burst of gRPC errors (some 40 lines)
+  before the task counts as lost: descriptor 2 goes to a file meanwhile,
+  written back if the task comes back, else named in the one line."""
+  global _held_stderr
+  if hold and _held_stderr is None:
+    _held_stderr = native_stderr.Capture(keep_file=True).start()
+  elif not hold and _held_stderr is not None:
+    _release_stderr()
+
+
+@atexit.register
+def _release_stderr(write_back=True):
+  global _held_stderr
+  if _held_stderr is not None:
+    held, _held_stderr = _held_stderr, None
+    lines = held.stop()
+    if write_back:
+      held.write_back(lines)
+      os.remove(held.path)
 
 
 def end_on_signals_while_blocked():
@@ -359,17 +391,16 @@ def serve(cluster):
         "every task with the same commands to resume", 1)
   own = cluster.this_task
   with tf.Graph().as_default():
-    dequeue = _done_queue(own).dequeue()
+    queue = _done_queue(own)
+    size, dequeue = queue.size(), queue.dequeue()
     # Only this task: a session on a cluster otherwise waits for them all.
     config = tf.ConfigProto(device_filters=[task_device(own)])
     with tf.Session(session_target(), config=config) as session:
-      options = tf.RunOptions(timeout_in_ms=int(_POLL_SECS * 1000))
-      while True:
-        try:
-          code = int(session.run(dequeue, options=options))
-          break
-        except tf.errors.DeadlineExceededError:
-          continue
+      # Polled, then dequeued once there: a dequeue cut by a timeout can
+      # take the chief's code with it (the exit code was lost that way).
+      while not session.run(size):
+        time.sleep(_POLL_SECS)
+      code = int(session.run(dequeue))
   tf.logging.info("the chief finished with exit code %d: task %s stops",
                   code, describe(own))
   sys.stdout.flush()
