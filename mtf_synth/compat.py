@@ -542,16 +542,6 @@ def _patch_transformer(transformer):
               padded_vocabulary.loss_without_padded_ids)
 
 
-def _patch_transformer(transformer):
-  # Ids mesh TF pads the vocabulary with are masked out of the logits and
-  # the loss (mtf_synth.padded_vocabulary).
-  from mtf_synth import padded_vocabulary  # pylint: disable=g-import-not-at-top
-  _patch_once(transformer.Unitransformer, "_call_internal",
-              padded_vocabulary.logits_without_padded_ids)
-  _patch_once(transformer.Unitransformer, "_compute_loss",
-              padded_vocabulary.loss_without_padded_ids)
-
-
 def _patch_beam_search(beam_search_module):
   _patch_once(beam_search_module, "beam_search",
               _beam_search_per_example_off_tpu)
@@ -593,7 +583,6 @@ def _patch_mtf_model(mtf_model):
 _AFTER_IMPORT = {
     "tensorflow": _tensorflow_optional_imports_when_used,
     "mesh_tensorflow.beam_search": _patch_beam_search,
-    "mesh_tensorflow.transformer.transformer": _patch_transformer,
     "mesh_tensorflow.transformer.transformer": _patch_transformer,
     "mesh_tensorflow.transformer.transformer_layers": _patch_transformer_layers,
     "t5": _import_t5_models,
