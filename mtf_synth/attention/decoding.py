@@ -252,7 +252,13 @@ class _GatherBeams(mtf.Operation):
         return tf.gather(state, index, axis=self._axis,
                          batch_dims=self._batch_dims)
       one_hot = tf.one_hot(index, self._old_beam_dim.size, dtype=state.dtype)
-      return tf.einsum("...nb,...b...->...n...", one_hot, state)
+      letters = string.ascii_letters[:state.shape.ndims]
+      new = string.ascii_letters[state.shape.ndims:index.shape.ndims +
+                                 state.shape.ndims - self._batch_dims]
+      batch, old = letters[:self._batch_dims], letters[self._axis]
+      output = letters[:self._axis] + new + letters[self._axis + 1:]
+      return tf.einsum("%s,%s->%s" % (batch + new + old, letters, output),
+                       one_hot, state)
 
     lowering.set_tensor_lowering(self.outputs[0], mesh_impl.slicewise(
         gather, *[lowering.tensors[t] for t in self.inputs]))
