@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 import tokenize
 import traceback
 import uuid
@@ -40,7 +41,6 @@ from mtf_synth.runtime import checkpoints
 from mtf_synth.runtime import cluster as cluster_lib
 from mtf_synth.runtime import devices
 from mtf_synth.runtime import model_dir_lock
-from mtf_synth.runtime import native_stderr
 from mtf_synth.runtime import train_loop
 
 FLAGS = flags.FLAGS
@@ -656,11 +656,20 @@ def _native_stderr_without(text):
   """Drops the lines holding `text` from what is written to file descriptor
   2 meanwhile (TF's C++ logging writes there, past Python's sys.stderr);
   the other lines are written after, in order."""
-  capture = native_stderr.Capture().start()
-  try:
-    yield
-  finally:
-    capture.write_back([line for line in capture.stop() if text not in line])
+  sys.stderr.flush()
+  saved = os.dup(2)
+  with tempfile.TemporaryFile() as captured:
+    os.dup2(captured.fileno(), 2)
+    try:
+      yield
+    finally:
+      sys.stderr.flush()
+      os.dup2(saved, 2)
+      os.close(saved)
+      captured.seek(0)
+      for line in captured:
+        if text not in line:
+          os.write(2, line)
 
 
 def _start_gpu_platform_quietly():

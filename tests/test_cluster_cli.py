@@ -257,6 +257,12 @@ def test_killed_worker_stops_the_chief_and_a_restart_resumes(tmp_path):
   assert len(errors) == 1, errors
   assert "task worker:1 (127.0.0.1:" in errors[0]
   assert "went away" in errors[0] and "model.ckpt-" in errors[0]
+  # TF's gRPC errors about the task go to the file the line names.
+  noise = errors[0].split("(TF's errors about it: ")[1].rstrip(")")
+  with open(noise) as f:
+    assert "GRPC error information" in f.read()
+  os.remove(noise)
+  assert "GRPC" not in _chief_stderr(str(tmp_path / "logs_a"))
   assert not os.path.exists(os.path.join(interrupted, "model.ckpt-30.index"))
 
   codes, stderr = run_cluster(interrupted, args, str(tmp_path / "logs_b"))

@@ -21,14 +21,15 @@ bind one address) and have no authentication: `start_server` warns when a
 cluster address is not loopback or private (README, Security).
 """
 
-import atexit
 import collections
 import ipaddress
 import json
+import logging
 import os
 import signal
 import socket
 import sys
+import tempfile
 import threading
 import time
 
@@ -38,7 +39,6 @@ import tensorflow.compat.v1 as tf
 from tensorflow.python.distribute.cluster_resolver import slurm_cluster_resolver  # pylint: disable=g-direct-tensorflow-import
 
 from mtf_synth import errors
-from mtf_synth.runtime import native_stderr
 
 _DONE_QUEUE = "mtf_synth_cluster_done"
 _POLL_SECS = 1.0
@@ -51,7 +51,6 @@ _SIGNAL_GRACE_SECS = 8.0
 # then (a session touching it would wait forever).
 _NOTIFY_TIMEOUT_SECS = 60.0
 _active = None  # the Cluster of this process once its server runs
-_held_stderr = None  # a native_stderr.Capture while a watched task is down
 
 
 Task = collections.namedtuple("Task", ("job", "index", "address"))
@@ -201,10 +200,39 @@ def warn_if_public(cluster):
           " Security)" % ", ".join(public), file=sys.stderr)
 
 
+class _TaskErrorsToFile(logging.Filter):
+  """MonitoredSession logs a failed task's gRPC errors at length (some 40
+  lines) before the lost-task line: they go to a file instead, which that
+  line names."""
+
+  def __init__(self):
+    super().__init__()
+    self.path = None
+
+  def filter(self, record):
+    if record.filename != "monitored_session.py" or (
+        "preemption" not in str(record.msg)):
+      return True
+    if self.path is None:
+      handle, self.path = tempfile.mkstemp(prefix="mtf_synth_task_errors_",
+                                           suffix=".log")
+      os.close(handle)
+    with open(self.path, "a") as f:
+      f.write(record.getMessage() + "\n")
+    return False
+
+  def named(self):
+    return " (TF's errors about it: %s)" % self.path if self.path else ""
+
+
+_task_errors = _TaskErrorsToFile()
+
+
 def start_server(cluster, cpus_per_task):
   """Starts this task's server; the cluster becomes this process's."""
   global _active
   warn_if_public(cluster)
+  logging.getLogger("tensorflow").addFilter(_task_errors)
   task = cluster.this_task
   try:
     cluster.server = tf.distribute.Server(
@@ -278,7 +306,6 @@ def list_devices(cluster):
 
 
 def _exit_with_one_line(message, code):
-  _release_stderr()
   sys.stdout.flush()
   print("mtf_synth: error: %s" % message, file=sys.stderr, flush=True)
   # Not sys.exit: sessions touching a dead task never close, and the gRPC
@@ -307,45 +334,18 @@ def watch(cluster, tasks, lost, code):
     last_seen = {task: time.time() for task in tasks}
     while True:
       now = time.time()
-      down = [task for task in tasks if not _reachable(task.address)]
       for task in tasks:
-        if task not in down:
+        if _reachable(task.address):
           last_seen[task] = now
-      _hold_stderr(bool(down))
-      for task in down:
-        if now - last_seen[task] > cluster.lost_timeout_secs:
-          noise = _held_stderr.path
-          _release_stderr(write_back=False)
+        elif now - last_seen[task] > cluster.lost_timeout_secs:
           _exit_with_one_line(
-              "task %s went away (unreachable for %d s): %s (TF's errors "
-              "since: %s)" % (describe(task), cluster.lost_timeout_secs,
-                              lost(task), noise), code)
+              "task %s went away (unreachable for %d s): %s%s" % (
+                  describe(task), cluster.lost_timeout_secs, lost(task),
+                  _task_errors.named()), code)
       time.sleep(_POLL_SECS)
 
   threading.Thread(target=run, name="mtf_synth_cluster_watch",
                    daemon=True).start()
-
-
-def _hold_stderr(hold):
-  """While a task is down, TF logs a burst of gRPC errors (some 40 lines)
-  before the task counts as lost: descriptor 2 goes to a file meanwhile,
-  written back if the task comes back, else named in the one line."""
-  global _held_stderr
-  if hold and _held_stderr is None:
-    _held_stderr = native_stderr.Capture(keep_file=True).start()
-  elif not hold and _held_stderr is not None:
-    _release_stderr()
-
-
-@atexit.register
-def _release_stderr(write_back=True):
-  global _held_stderr
-  if _held_stderr is not None:
-    held, _held_stderr = _held_stderr, None
-    lines = held.stop()
-    if write_back:
-      held.write_back(lines)
-      os.remove(held.path)
 
 
 def end_on_signals_while_blocked():
