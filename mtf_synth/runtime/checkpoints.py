@@ -25,7 +25,8 @@ import tensorflow.compat.v1 as tf
 from mtf_synth import errors
 
 _PREFIX = "model.ckpt-%d"
-_STEP_OF_FILE = re.compile(r"(?:^|/)model\.ckpt-(\d+)\.(?:index|data-\d+-of-\d+)$")
+_STEP_OF_INDEX = re.compile(r"model\.ckpt-(\d+)\.index$")
+_STEP_OF_PREFIX = re.compile(r"model\.ckpt-(\d+)$")
 _DATA_SHARD = re.compile(r"\.data-\d+-of-\d+")
 # What TF's reader raises for a file it cannot read (OUT_OF_RANGE, e.g. a
 # truncated shard, arrives as IndexError).
@@ -56,18 +57,9 @@ def steps(model_dir):
   Globbed rather than read from the `checkpoint` file, which drops the old
   checkpoints that keep_checkpoint_every_n_hours keeps on disk.
   """
-  return sorted(step for step, kind in _files(model_dir) if kind == "index")
-
-
-def _files(model_dir):
-  """{(step, "index" or "data")} of the checkpoint files in model_dir."""
-  found = set()
-  for name in tf.io.gfile.glob(os.path.join(model_dir, "model.ckpt-*")):
-    match = _STEP_OF_FILE.search(name)
-    if match:
-      found.add((int(match.group(1)),
-                 "index" if name.endswith(".index") else "data"))
-  return found
+  return sorted(int(_STEP_OF_INDEX.search(name).group(1)) for name in
+                tf.io.gfile.glob(os.path.join(model_dir, "model.ckpt-*.index"))
+                if _STEP_OF_INDEX.search(name))
 
 
 def _state(model_dir):
@@ -88,7 +80,7 @@ def _state_steps(model_dir):
       state.model_checkpoint_path] if state else []
   found = set()
   for name in names:
-    match = re.search(r"model\.ckpt-(\d+)$", name)
+    match = _STEP_OF_PREFIX.search(name)
     if match:
       found.add(int(match.group(1)))
   return found
@@ -196,14 +188,14 @@ def newest_intact(model_dir):
   """The path of model_dir's newest checkpoint that can be restored, or None
   when there is no checkpoint.
 
-  Steps are those of the files that exist and of the state file; newer
+  Steps are those of the `.index` files that exist and of the state file
+  (`.data` files alone are a save in progress, or one cut short); newer
   damaged ones are skipped with a warning naming both steps.
 
   Raises:
     DamagedCheckpointError: there are checkpoints, but none is intact.
   """
-  candidates = {step for step, _ in _files(model_dir)} | _state_steps(
-      model_dir)
+  candidates = set(steps(model_dir)) | _state_steps(model_dir)
   damaged = []
   for step in sorted(candidates, reverse=True):
     found = problem(path(model_dir, step))
@@ -243,7 +235,7 @@ def for_resume(model_dir):
   named = state and os.path.basename(state.model_checkpoint_path)
   if named != os.path.basename(last):
     older = [p for p in (state.all_model_checkpoint_paths if state else [])
-             if re.search(r"model\.ckpt-(\d+)$", p)
+             if _STEP_OF_PREFIX.search(p)
              and step_of(p) < step_of(last)
              and tf.io.gfile.exists(p + ".index")]
     tf.train.update_checkpoint_state(model_dir, last,
