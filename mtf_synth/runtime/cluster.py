@@ -364,7 +364,9 @@ def end_on_signals_while_blocked():
   signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
 
   def run():
-    signum = os.read(read_fd, 1)[0]
+    signum = None
+    while signum not in (signal.SIGTERM, signal.SIGINT):
+      signum = os.read(read_fd, 1)[0]  # every signal Python handles
     time.sleep(_SIGNAL_GRACE_SECS)
     _exit_with_one_line(
         "stopped by %s; the main thread did not stop within %d s (blocked in"
