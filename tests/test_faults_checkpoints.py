@@ -262,3 +262,19 @@ def test_resume_falls_back_and_retrains_the_same_weights(trained, model_dir,
       with open(os.path.join(trained, suffix), "rb") as a, open(
           os.path.join(model_dir, suffix), "rb") as b:
         assert a.read() == b.read(), suffix
+
+
+def test_held_files_of_a_killed_reader_are_removed_by_the_next(tmp_path):
+  directory = str(tmp_path)
+  _save_sharded(directory)
+  abandoned = tmp_path / ".mtf_synth_reading_0123abcd"
+  abandoned.mkdir()
+  (abandoned / "held").write_text("")  # its lock, no longer held
+  os.link(checkpoints.path(directory, 4) + ".index",
+          abandoned / "model.ckpt-4.index")
+  held = checkpoints.pinned(directory)
+  try:
+    assert not abandoned.exists()
+    assert os.path.exists(held + ".index")
+  finally:
+    checkpoints.release_pins()
