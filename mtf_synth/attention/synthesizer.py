@@ -118,10 +118,15 @@ def take(table, table_dim, positions, positions_are_range):
     return mtf.rename_dimension(sliced, table_dim.name, position_dim.name)
   shared = [d for d in positions.shape.dims if d in table.shape.dims]
   new = [d for d in positions.shape.dims if d not in table.shape.dims]
-  rest = [d for d in table.shape.dims if d not in shared and d != table_dim]
-  table = mtf.transpose(table, shared + rest + [table_dim])
-  positions = mtf.transpose(positions, shared + new)
-  axis, batch_dims = len(shared + rest), len(shared)
+  # Only shared dims move (to the front, for batch_dims): the table keeps
+  # its order otherwise, so a decoding step reads a row without a transpose
+  # of the whole table.
+  own = [d for d in table.shape.dims if d not in shared]
+  axis, batch_dims = len(shared) + own.index(table_dim), len(shared)
+  table = _in_order(table, shared + own)
+  positions = _in_order(positions, shared + new)
+  rest_before, rest_after = own[:own.index(table_dim)], own[
+      own.index(table_dim) + 1:]
 
   def gather(table_slice, positions_slice):
     return tf.gather(table_slice, positions_slice, axis=axis,
@@ -131,11 +136,16 @@ def take(table, table_dim, positions, positions_are_range):
     return [_GatherGrad(dy, positions, table.shape, axis, batch_dims,
                         summed_dims=new).outputs[0], None]
 
+  output_dims = shared + rest_before + new + rest_after
   return mtf.slicewise(gather, [table, positions],
-                       output_shape=mtf.Shape(shared + rest + new),
+                       output_shape=mtf.Shape(output_dims),
                        output_dtype=table.dtype,
-                       splittable_dims=shared + rest + new,
+                       splittable_dims=output_dims,
                        grad_function=gather_grad)
+
+
+def _in_order(tensor, dims):
+  return tensor if tensor.shape.dims == dims else mtf.transpose(tensor, dims)
 
 
 class _GatherGrad(mtf.Operation):
