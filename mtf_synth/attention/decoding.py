@@ -6,12 +6,15 @@ layer's key/value cache at the full static length and, at every step,
     cache: cache * (1 - one_hot(position)) + new * one_hot(position), two
     einsums, a transpose and an add per cache; and
   - attends over all `memory_length` positions, the unwritten ones masked.
-Here a write is an index write (tf.tensor_scatter_nd_update on each slice,
-which TF does in place when nothing else reads the old cache), and attention
-reads only positions 0..max(position) of each slice: a dynamic slice inside
-the lowering, so mtf shapes stay static. The causal bias hides every key past
-a row's position, so the result is attention over the whole cache, summed in
-another order.
+Here a write is an index write (tf.tensor_scatter_nd_update on each slice;
+inside the decode loop TF still copies the cache once per write, since the
+loop variable's buffer is not handed over: a memcpy instead of the
+arithmetic), and attention reads only positions 0..max(position) of each
+slice: a dynamic slice inside the lowering, so mtf shapes stay static. The
+causal bias hides every key past a row's position, so the result is
+attention over the whole cache, summed in another order. Caches are kept as
+[batch.., heads.., memory, kv] (cache_layout), and beam search reorders them
+by index (gather_beams) rather than with a one-hot product.
 
 On TPU (SimdMeshImpl) both lower as mesh TF's did, one-hot write and the full
 length: XLA wants static shapes. A layout may not split memory_length.
