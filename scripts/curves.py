@@ -8,7 +8,9 @@ R on En-De, 0-1 otherwise. Each cell trains in chunks until its validation
 loss reaches the plateau rule or the cap (mtf_synth/tables/curves.py,
 settings in gin/tables/small/curves.gin), in
 MODEL_DIR_ROOT/small/ROW/COLUMN/seedN, and the report goes to
-RESULTS_DIR/curves.{md,csv,commands.sh} and curves_COLUMN.png.
+RESULTS_DIR/curves.{md,csv,commands.sh} and curves_COLUMN.png, with each
+finished cell's record in RESULTS_DIR/curves/ (commit it: a cell recorded
+there is skipped on any machine).
 
   python scripts/curves.py [--model_dir_root=DIR] [--results_dir=DIR]
       [--rows=a,b] [--columns=c] [--seeds=0,1] [--dry_run] [--report_only]
@@ -29,7 +31,6 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's start-up noise
 from mtf_synth.tables import REPO  # noqa: E402  pylint: disable=g-import-not-at-top
-from mtf_synth.tables import cells  # noqa: E402
 from mtf_synth.tables import curve_report  # noqa: E402
 from mtf_synth.tables import curves  # noqa: E402
 
@@ -80,21 +81,20 @@ def main(argv=None):
     return 0
   print("%d curve cells in %s" % (len(plans), args.model_dir_root),
         flush=True)
-  results = {(p.row, p.curve.column.name, p.seed): dict(
-      cells.load_result(p.model_dir) or {}, series=curves.series(p.model_dir))
-             for p in plans}
+  records_dir = os.path.join(args.results_dir, "curves")
+  results = {(p.row, p.curve.column.name, p.seed):
+             curves.known_result(p, records_dir) for p in plans}
 
   def report():
     commands = [c for p in plans for c in results[
         (p.row, p.curve.column.name, p.seed)].get("commands") or
                 map(shlex.join, (s.command() for s in first_chunk[p.name]))]
-    return curve_report.write_report(
-        results, settings, args.results_dir, commands,
-        {(p.row, p.curve.column.name, p.seed): p.model_dir for p in plans})
+    return curve_report.write_report(results, settings, args.results_dir,
+                                     commands)
 
   for cell in ([] if args.report_only else plans):
     results[(cell.row, cell.curve.column.name, cell.seed)] = (
-        curves.run_curve_cell(cell, settings,
+        curves.run_curve_cell(cell, settings, records_dir,
                               log=lambda s: print(s, flush=True)))
     report()  # after every cell: the finished ones are in the report
   base = report()

@@ -54,6 +54,7 @@ class FakeRuns:
     self.found = {}
     self.calls = []
     self.fail_at = fail_at
+    self.test_predictions = {}  # model_dir -> what its test decode writes
     monkeypatch.setattr(cells, "run_step", self.run_step)
     monkeypatch.setattr(curves.checkpoints, "latest_step",
                         lambda d: self.checkpoint.get(d))
@@ -79,6 +80,9 @@ class FakeRuns:
     else:
       found.setdefault(split + "/bleu", {})[at] = 30 - loss_at(at)
       found.setdefault(split + "/placeholder_accuracy", {})[at] = 90.0
+      if split == "test" and step.model_dir in self.test_predictions:
+        _write_decodes(step.model_dir, split, at, TARGETS,
+                       self.test_predictions[step.model_dir])
     return None
 
 
@@ -146,6 +150,47 @@ def test_changed_settings_make_a_finished_cell_stale(tmp_path, monkeypatch):
   assert "move or delete" in result["error"]
 
 
+def test_a_recorded_cell_is_skipped_on_a_fresh_machine(tmp_path,
+                                                       monkeypatch):
+  """The run folders stay behind on the machine; the committed record of a
+  finished cell (result, numbers, final decodes) skips it anywhere."""
+  runs = FakeRuns(monkeypatch)
+  records = str(tmp_path / "records")
+  cell = ende_cell(tmp_path / "old_machine")
+  runs.test_predictions[cell.model_dir] = WORSE
+  result = curves.run_curve_cell(cell, RULE, records, log=lambda _: None)
+  assert result["decodes"]["test"] == (TARGETS, WORSE)
+  assert result["decodes"]["heldout"] is None  # none written
+  runs.calls = []
+  fresh = ende_cell(tmp_path / "new_machine")
+  assert curves.known_result(fresh, records)["stop_step"] == (
+      result["stop_step"])
+  again = curves.run_curve_cell(fresh, RULE, records, log=lambda _: None)
+  assert runs.calls == []
+  assert again["series"] == result["series"]  # steps are ints again
+  assert again["decodes"]["test"] == [TARGETS, WORSE]  # JSON lists
+  assert again["fingerprint"] == fresh.fingerprint()
+  # Other settings: the record does not count; the run replaces it.
+  other = ende_cell(tmp_path / "new_machine",
+                    extra=["--gin_param=dropout_rate=0.2"])
+  replaced = curves.run_curve_cell(other, RULE, records, log=lambda _: None)
+  assert runs.calls and replaced["status"] == "ok"
+  assert curves.load_record(records, other)["fingerprint"] == (
+      other.fingerprint()) != fresh.fingerprint()
+
+
+def test_a_cell_finished_before_records_gets_its_record(tmp_path,
+                                                        monkeypatch):
+  FakeRuns(monkeypatch)
+  cell = ende_cell(tmp_path)
+  result = curves.run_curve_cell(cell, RULE, log=lambda _: None)
+  records = str(tmp_path / "records")
+  assert curves.load_record(records, cell) is None
+  curves.run_curve_cell(cell, RULE, records, log=lambda _: None)
+  assert curves.load_record(records, cell)["stop_step"] == (
+      result["stop_step"])
+
+
 def _write_decodes(model_dir, split, step, targets, predictions):
   folder = os.path.join(model_dir, "%s_eval" % split)
   os.makedirs(folder, exist_ok=True)
@@ -177,18 +222,17 @@ def test_bleu_gap_is_t5s_bleu_difference_with_a_bootstrap_interval():
 
 def test_report_has_each_cell_its_plateau_gaps_and_a_plot_per_column(
     tmp_path, monkeypatch):
-  FakeRuns(monkeypatch)
-  results, model_dirs = {}, {}
+  runs = FakeRuns(monkeypatch)
+  results = {}
   for row in ("random", "transformer"):
     cell = curves.plan(curves.CURVES[0], row, 1, str(tmp_path))
-    key = (row, "debian_l10n_ende", 1)
-    results[key] = curves.run_curve_cell(cell, RULE, log=lambda _: None)
-    model_dirs[key] = cell.model_dir
-    _write_decodes(cell.model_dir, "test", results[key]["stop_step"], TARGETS,
-                   TARGETS if row == "random" else WORSE)
+    runs.test_predictions[cell.model_dir] = (
+        TARGETS if row == "random" else WORSE)
+    results[(row, "debian_l10n_ende", 1)] = curves.run_curve_cell(
+        cell, RULE, log=lambda _: None)
   result = results[("random", "debian_l10n_ende", 1)]
   base = curve_report.write_report(results, RULE, str(tmp_path / "out"),
-                                   result["commands"], model_dirs)
+                                   result["commands"])
   with open(base + ".md") as f:
     text = f.read()
   assert "less than 1% below the loss at the last evaluated step at or " \
@@ -200,7 +244,9 @@ def test_report_has_each_cell_its_plateau_gaps_and_a_plot_per_column(
   gap = curve_report.bleu_gap(TARGETS, TARGETS, WORSE)
   assert "| R - Transformer | test | 1 | %+.2f | %+.2f to %+.2f |" % gap in (
       text)
-  assert "heldout | 1" not in text  # no heldout decodes written
+  # No heldout decodes written: the gap of its BLEU, no interval.
+  assert "| R - Transformer | heldout | 1 | +0.00 | (decodes not kept) |" in (
+      text)
   assert "Ran on: %s." % curves.machine() in text
   assert os.path.getsize(base + "_debian_l10n_ende.png") > 0
   assert os.path.getsize(base + "_debian_lm.png") > 0
@@ -228,3 +274,14 @@ def test_launch_script_runs_one_copy_at_a_time():
   assert run.returncode == 2
   assert run.stderr.strip() == ("small_curves.sh is running already "
                                 "(runs/small_curves.lock)")
+
+
+def test_gap_without_kept_decodes_is_reported_without_an_interval():
+  def cell(bleu):
+    return {"status": "ok", "stop_step": 3000, "decodes": {"test": None},
+            "series": {"test/bleu": {3000: bleu}}}
+  lines = curve_report.bootstrap_lines({
+      ("random", "debian_l10n_ende", 0): cell(30.5),
+      ("transformer", "debian_l10n_ende", 0): cell(32.0)})
+  assert lines == ["| R - Transformer | test | 0 | -1.50 | "
+                   "(decodes not kept) |"]

@@ -11,6 +11,7 @@ from t5.data import postprocessors
 
 import tasks  # pylint: disable=unused-import
 from tasks import personachat
+from tasks import placeholders
 
 SENTENCES = ["the cat sat on the mat .", "a small dog ran home .",
              "it rained all day in the city .", "we like green tea ."]
@@ -44,6 +45,13 @@ def perfect_case(task):
     targets = [i % classes for i in range(2 * classes)]
   elif kind == "wsc_simple":
     targets = [1, 0, 1, 1]
+  elif kind == "keep_source":
+    # Translations that keep their source's placeholders (one reordered).
+    pairs = [("%s files", "%s Dateien"), ("{0} of {1}", "{1} von {0}"),
+             ("%1$s in %2$d", "%2$d in %1$s"), ("Quit", "Beenden")]
+    targets = [placeholders.keep_source(t, {"inputs_pretokenized": s},
+                                        is_target=True) for s, t in pairs]
+    return targets, [str(t) for t in targets]
   else:
     assert kind is None, f"{task.name}: untested postprocessor {kind}"
     targets = list(SENTENCES)

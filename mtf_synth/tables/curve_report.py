@@ -4,7 +4,6 @@ long-format CSV of every evaluated point, one plot per column, and the
 commands."""
 
 import csv
-import glob
 import os
 
 import numpy as np
@@ -40,21 +39,6 @@ T5_BLEU = dict(smooth_method="exp", smooth_value=0.0, force=False,
 RESAMPLES = 1000
 
 
-def decodes(model_dir, split, step):
-  """(targets, predictions) of a cell's decode of `split` at `step`, from
-  the text files the evaluation writes beside its events; None if absent."""
-  folder = os.path.join(model_dir, "%s_eval" % split)
-  found = glob.glob(os.path.join(folder, "*_%d_predictions" % step))
-  if not found:
-    return None
-  task = os.path.basename(found[0])[:-len("_%d_predictions" % step)]
-  texts = []
-  for path in (os.path.join(folder, task + "_targets"), found[0]):
-    with open(path, encoding="utf-8") as f:
-      texts.append(f.read().splitlines())
-  return tuple(texts)
-
-
 def bleu_gap(targets, first, second, resamples=RESAMPLES, seed=0):
   """BLEU(first) - BLEU(second) on the same targets, and the 2.5 and 97.5
   percentiles of the gap over `resamples` paired bootstrap resamples of the
@@ -74,7 +58,7 @@ def bleu_gap(targets, first, second, resamples=RESAMPLES, seed=0):
           float(np.percentile(gaps, 97.5)))
 
 
-def bootstrap_lines(results, model_dirs):
+def bootstrap_lines(results):
   """Markdown rows: each claim's test BLEU gap with its interval, per split
   and per seed where both rows finished."""
   lines = []
@@ -85,10 +69,12 @@ def bootstrap_lines(results, model_dirs):
                  for r in (row, baseline)]
         if not all(c.get("status") == "ok" for c in cells):
           continue
-        outputs = [decodes(model_dirs[(r, "debian_l10n_ende", seed)], split,
-                           c["stop_step"]) for r, c in zip((row, baseline),
-                                                           cells)]
+        outputs = [c.get("decodes", {}).get(split) for c in cells]
         if None in outputs:
+          scores = [_at_stop(c, "%s/bleu" % split) for c in cells]
+          if None not in scores:  # the gap, but no decodes to resample
+            lines.append("| %s | %s | %d | %+.2f | (decodes not kept) |" % (
+                label, split, seed, scores[0] - scores[1]))
           continue
         gap, low, high = bleu_gap(outputs[0][0], outputs[0][1], outputs[1][1])
         lines.append("| %s | %s | %d | %+.2f | %+.2f to %+.2f |" % (
@@ -113,7 +99,7 @@ def _status(result):
   return "not run"
 
 
-def markdown(results, settings, commands_file, model_dirs):
+def markdown(results, settings, commands_file):
   lines = ["# Learning curves to a plateau (small scale)", "",
            "Each cell trains in chunks of %d steps; after each chunk its "
            "checkpoint is evaluated on the validation split. **Plateau "
@@ -159,7 +145,7 @@ def markdown(results, settings, commands_file, model_dirs):
     if sample:
       lines += ["", "Evaluation samples (tasks/debian_manifest.json):"
                 ] + sample
-    gaps = bootstrap_lines(results, model_dirs) if curve is curves.CURVES[
+    gaps = bootstrap_lines(results) if curve is curves.CURVES[
         0] else []
     if gaps:
       lines += ["", "Test BLEU gaps with a paired bootstrap 95%% interval "
@@ -216,10 +202,9 @@ def plot(curve, results, path):
   plt.close(fig)
 
 
-def write_report(results, settings, results_dir, commands, model_dirs):
-  """results: {(row, column, seed): run_curve_cell's result}, model_dirs:
-  {the same key: the cell's folder}; writes curves.{md,csv,commands.sh}
-  and curves_COLUMN.png; returns the base."""
+def write_report(results, settings, results_dir, commands):
+  """results: {(row, column, seed): run_curve_cell's result}; writes
+  curves.{md,csv,commands.sh} and curves_COLUMN.png; returns the base."""
   os.makedirs(results_dir, exist_ok=True)
   base = os.path.join(results_dir, "curves")
   with open(base + ".commands.sh", "w") as f:
@@ -227,7 +212,7 @@ def write_report(results, settings, results_dir, commands, model_dirs):
             "train call, then its evaluations).\n")
     f.write("".join(c + "\n" for c in commands))
   with open(base + ".md", "w") as f:
-    f.write(markdown(results, settings, base + ".commands.sh", model_dirs))
+    f.write(markdown(results, settings, base + ".commands.sh"))
   with open(base + ".csv", "w", newline="") as f:
     writer = csv.writer(f)
     writer.writerow(["row", "column", "seed", "status", "stop_step",

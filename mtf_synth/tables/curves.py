@@ -15,9 +15,13 @@ Resuming: result.json holds the cell's fingerprint (its commands and gin
 texts, as for table cells) and status; every number is read back from the
 event files, so an interrupted cell goes on at its first chunk without
 evaluations, a finished one is skipped, and one of other settings is stale.
+A finished cell also leaves a record (result, series, final decodes) in the
+committed results folder, so it is skipped on a fresh machine too; an
+interrupted cell starts again there (its checkpoints stayed behind).
 """
 
 import dataclasses
+import glob
 import json
 import math
 import os
@@ -123,8 +127,12 @@ class Plan:
     return "%s/%s/seed%d" % (self.row, self.curve.column.name, self.seed)
 
   def fingerprint(self):
-    return planning.cell_fingerprint([self.train] +
-                                     list(self.evaluations.values()))
+    """The cell's commands and gin texts, its folder left out (a record
+    made under another model_dir_root still matches)."""
+    return planning.cell_fingerprint([
+        dataclasses.replace(step, model_dir="MODEL_DIR", argv=[
+            a.replace(self.model_dir, "MODEL_DIR") for a in step.argv])
+        for step in [self.train] + list(self.evaluations.values())])
 
   def train_to(self, step):
     return dataclasses.replace(self.train, argv=self.train.argv + [
@@ -185,6 +193,55 @@ def series(model_dir):
   return found
 
 
+def decodes(model_dir, split, step):
+  """(targets, predictions) of a cell's decode of `split` at `step`, from
+  the text files the evaluation writes beside its events; None if absent."""
+  folder = os.path.join(model_dir, "%s_eval" % split)
+  found = glob.glob(os.path.join(folder, "*_%d_predictions" % step))
+  if not found:
+    return None
+  task = os.path.basename(found[0])[:-len("_%d_predictions" % step)]
+  texts = []
+  for path in (os.path.join(folder, task + "_targets"), found[0]):
+    with open(path, encoding="utf-8") as f:
+      texts.append(f.read().splitlines())
+  return tuple(texts)
+
+
+def record_path(records_dir, cell):
+  return os.path.join(records_dir, "%s.%s.seed%d.json" % (
+      cell.row, cell.curve.column.name, cell.seed))
+
+
+def load_record(records_dir, cell):
+  """A finished cell's committed record (result, series, final decodes),
+  or None; steps back to ints (JSON keys are strings)."""
+  try:
+    with open(record_path(records_dir, cell), encoding="utf-8") as f:
+      record = json.load(f)
+  except FileNotFoundError:
+    return None
+  record["series"] = {key: {int(s): v for s, v in values.items()}
+                      for key, values in record["series"].items()}
+  return record
+
+
+def finished(cell, result):
+  """A finished cell's result with its numbers and final decodes, as the
+  report and the record want it."""
+  return dict(result, series=series(cell.model_dir), decodes={
+      split: decodes(cell.model_dir, split, result["stop_step"])
+      for kind, split in cell.curve.at_end if kind == "decode"})
+
+
+def write_record(records_dir, cell, result):
+  os.makedirs(records_dir, exist_ok=True)
+  path = record_path(records_dir, cell)
+  with open(path + ".tmp", "w", encoding="utf-8") as f:
+    json.dump(result, f, indent=1, ensure_ascii=False)
+  os.replace(path + ".tmp", path)
+
+
 def evaluated_steps(found, curve, evaluation):
   """Steps at which an (evaluation, split) of `curve` wrote its numbers."""
   kind, split = evaluation
@@ -202,16 +259,42 @@ def machine():
   return "%s, %d CPUs" % (model, os.cpu_count())
 
 
-def run_curve_cell(cell: Plan, settings: Settings, log=print):
+def known_result(cell, records_dir=None):
+  """What is known of a cell without running anything: its folder's
+  result.json with the numbers its event files hold, else its record."""
+  done = cells.load_result(cell.model_dir)
+  if done:
+    return dict(done, series=series(cell.model_dir))
+  return (records_dir and load_record(records_dir, cell)) or {}
+
+
+def run_curve_cell(cell: Plan, settings: Settings, records_dir=None,
+                   log=print):
   """Trains and evaluates one curve cell chunk by chunk to its plateau or
-  the cap, unless result.json says it finished; returns its result."""
+  the cap, unless result.json or its record in `records_dir` says it
+  finished; returns its result. A finished cell's record (result, series,
+  final decodes) goes to `records_dir`, which is committed: the run folders
+  do not outlive the machine."""
   fingerprint = cell.fingerprint()
   done = cells.load_result(cell.model_dir)
   stale = cells.stale_result(done, fingerprint, cell.model_dir)
-  if stale or (done or {}).get("status") == "ok":
-    log("  %s: %s" % (cell.name, stale["error"] if stale else
-                      "finished before, skipped"))
-    return dict(stale or done, series=series(cell.model_dir))
+  record = records_dir and load_record(records_dir, cell)
+  if stale:
+    log("  %s: %s" % (cell.name, stale["error"]))
+    return dict(stale, series=series(cell.model_dir))
+  if (done or {}).get("status") == "ok":
+    log("  %s: finished before, skipped" % cell.name)
+    done = finished(cell, done)
+    if records_dir and record != done:
+      write_record(records_dir, cell, done)
+    return done
+  if record and record.get("fingerprint") == fingerprint:
+    log("  %s: finished on %s (%s), skipped" % (
+        cell.name, record.get("machine"), record_path(records_dir, cell)))
+    return record
+  if record:
+    log("  %s: its record is of other commands or gin files; running it "
+        "again replaces the record" % cell.name)
   os.makedirs(cell.model_dir, exist_ok=True)
   # A resumed cell (same fingerprint) keeps its earlier calls and time.
   earlier = done or {}
@@ -263,7 +346,12 @@ def run_curve_cell(cell: Plan, settings: Settings, log=print):
     json.dump(result, f, indent=1)
   log("  %s: %s" % (cell.name, error or "%s at step %d" % (
       "plateau" if plateau else "cap", stop)))
-  return dict(result, series=series(cell.model_dir))
+  if error:
+    return dict(result, series=series(cell.model_dir))
+  result = finished(cell, result)
+  if records_dir:
+    write_record(records_dir, cell, result)
+  return result
 
 
 def load_settings(gin_params=()):
