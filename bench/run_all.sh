@@ -46,7 +46,7 @@ if [ -n "$smoke" ]; then
     --variants softmax performer --min_seconds 0.1
   measure kernels_decoder bench_kernels --repeats 1 --lengths 256 \
     --variants softmax performer --min_seconds 0.1 --causal
-  measure cluster bench_cluster --repeats 1 --steps 4 --every 2
+  measure cluster bench_cluster --repeats 1 --sizes demo
 else
   # Estimated minutes on 2 idle cores in brackets, from the idle start-up
   # and step times in BENCHMARKS.md and the notes: about 80 in all.
@@ -66,7 +66,7 @@ else
   measure kernels_decoder bench_kernels --repeats 1 --lengths 2048 8192 \
     --min_seconds 0.5 --causal --variants softmax synthesizer performer \
     gmm_rks fastfood_rks lightweight_conv                                # [3]
-  measure cluster bench_cluster --repeats 2                              # [2]
+  measure cluster bench_cluster --repeats 2                              # [8]
 fi
 cat "$out"/{peers,peers_busy,startup,bf16,decode,peak,profiles,runtime,synthesizer,kernels_encoder,kernels_decoder,cluster}.md \
   > "$out/benchmarks.md"

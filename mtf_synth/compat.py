@@ -571,6 +571,22 @@ def _patch_transformer_layers(transformer_layers):
               _self_attention_decodes_by_index)
 
 
+def _gradients_reduced_together(apply_grads):
+  # One message per shard, not per variable, for a cluster's gradient sums
+  # (mtf_synth.gradient_allreduce, imported at the call: mesh_tensorflow is
+  # still importing when its optimize module is patched).
+  def apply_grads_grouped(self, grads, variables):
+    from mtf_synth import gradient_allreduce  # pylint: disable=g-import-not-at-top
+    return apply_grads(self, gradient_allreduce.grouped_gradients(grads),
+                       variables)
+
+  return apply_grads_grouped
+
+
+def _patch_optimize(optimize):
+  _patch_once(optimize.Optimizer, "apply_grads", _gradients_reduced_together)
+
+
 def _patch_mtf_model(mtf_model):
   model = mtf_model.MtfModel
   _patch_once(model, "eval", _mtf_model_eval_creates_summary_dir)
@@ -585,6 +601,7 @@ _AFTER_IMPORT = {
     "mesh_tensorflow.beam_search": _patch_beam_search,
     "mesh_tensorflow.transformer.transformer": _patch_transformer,
     "mesh_tensorflow.transformer.transformer_layers": _patch_transformer_layers,
+    "mesh_tensorflow.optimize": _patch_optimize,
     "t5": _import_t5_models,
     "t5.evaluation.metrics": _patch_t5_metrics,
     "mesh_tensorflow.transformer.utils": _patch_mesh_tf_utils,
