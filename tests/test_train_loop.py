@@ -117,3 +117,37 @@ def test_reader_keeps_the_records_before_a_truncated_one(tmp_path):
   with open(path, "wb") as f:
     f.write(data[:-10])
   assert summaries.scalars(str(tmp_path), "loss") == {5: 5.0}
+
+
+def _graph_on(*devices):
+  graph = tf.Graph()
+  with graph.as_default():
+    for device in devices:
+      with tf.device(device):
+        tf.constant(1.0)
+  return graph
+
+
+def test_a_graph_over_several_devices_runs_without_the_arithmetic_optimizer():
+  from tensorflow.core.protobuf import rewriter_config_pb2  # pylint: disable=g-import-not-at-top
+  rewriter = rewriter_config_pb2.RewriterConfig
+  several = train_loop.session_config(_graph_on("", "/cpu:0", "/cpu:1"))
+  assert several.device_count["CPU"] == 2
+  assert several.graph_options.rewrite_options.arithmetic_optimization == (
+      rewriter.OFF)
+  tasks = train_loop.session_config(_graph_on(
+      "/job:worker/replica:0/task:0/device:CPU:0",
+      "/job:worker/replica:0/task:1/device:CPU:0"))
+  assert tasks.graph_options.rewrite_options.arithmetic_optimization == (
+      rewriter.OFF)
+  # One device, however it is spelled: grappler as TF sets it.
+  one = train_loop.session_config(_graph_on(
+      "", "/cpu:0", "/device:CPU:0", "/job:localhost/replica:0/task:0/cpu:0"))
+  assert one.graph_options.rewrite_options.arithmetic_optimization == (
+      rewriter.DEFAULT)
+  # A user's explicit setting stands.
+  base = tf.ConfigProto()
+  base.graph_options.rewrite_options.arithmetic_optimization = rewriter.ON
+  kept = train_loop.session_config(_graph_on("/cpu:0", "/cpu:1"), base)
+  assert kept.graph_options.rewrite_options.arithmetic_optimization == (
+      rewriter.ON)
