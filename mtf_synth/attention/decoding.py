@@ -141,10 +141,15 @@ class _AttendPrefix(mtf.Operation):
     memory, key = self._memory_dim.name, getattr(self._key_dim, "name", None)
     names = {r: self._names(r) for r in self._roles}
     output_names = [d.name for d in self.outputs[0].shape.dims]
-    # Logits dims: the output's that a logits term has, then memory.
+    # Logits dims: the output's that a logits term has, then memory; in
+    # the `logits` input's own order where it has them all with memory last
+    # (R's table rows), so that input is not transposed at every step.
     in_logits = {n for r in ("queries", "keys", "logits") for n in
                  names.get(r, ())} - {memory, key}
     logits_names = [n for n in output_names if n in in_logits] + [memory]
+    if sorted(names.get("logits", ())) == sorted(logits_names) and (
+        names["logits"][-1] == memory):
+      logits_names = list(names["logits"])
     dot_names = [n for n in logits_names if n in names.get("queries", ()) or
                  n in names.get("keys", ())]
     letters = dict(zip(sorted(set().union(*names.values(), output_names)),
@@ -199,11 +204,18 @@ class _AttendPrefix(mtf.Operation):
 
 def _aligned(tensor, names, target_names):
   """`tensor` transposed to `target_names`' order, size 1 where it lacks one
-  of them (so it broadcasts)."""
+  of them (so it broadcasts). Where the order only moves axes of size 1 (or
+  none), a reshape does it: a transpose copies, once per decoding step."""
   present = [n for n in target_names if n in names]
-  tensor = tf.transpose(tensor, [names.index(n) for n in present])
+  order = [names.index(n) for n in present]
+  static = tensor.shape.as_list()
+  moved = [i for i in order if static[i] != 1]
+  if moved != sorted(moved):
+    tensor = tf.transpose(tensor, order)
+    order = list(range(len(order)))
   sizes = tf.unstack(tf.shape(tensor)) if present else []
-  shape = [sizes[present.index(n)] if n in names else 1 for n in target_names]
+  shape = [sizes[order[present.index(n)]] if n in names else 1
+           for n in target_names]
   return tf.reshape(tensor, tf.stack(shape))
 
 
