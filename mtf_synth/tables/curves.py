@@ -285,7 +285,7 @@ def run_curve_cell(cell: Plan, settings: Settings, records_dir=None,
   if (done or {}).get("status") == "ok":
     log("  %s: finished before, skipped" % cell.name)
     done = finished(cell, done)
-    if records_dir and record != done:
+    if records_dir:
       write_record(records_dir, cell, done)
     return done
   if record and record.get("fingerprint") == fingerprint:
