@@ -185,6 +185,33 @@ def test_pinned_checkpoint_survives_its_deletion(tmp_path):
   assert not [n for n in os.listdir(directory) if n.startswith(".mtf_synth")]
 
 
+def test_every_checkpoint_is_held_in_turn_and_a_deleted_one_skipped(
+    tmp_path, caplog):
+  """eval_checkpoint_step='all' (or None, each as it is written): each
+  checkpoint held while it is read, let go at the next; one a trainer
+  deleted before it was reached is skipped with a warning."""
+  from mesh_tensorflow.transformer import utils  # pylint: disable=g-import-not-at-top
+  directory = str(tmp_path)
+  _save_sharded(directory, steps=(2, 4, 6))  # "all" starts after step 0
+  expected = variables(checkpoints.path(directory, 6))
+  every = iter(utils.get_checkpoint_iterator("all", directory))
+  first = next(every)
+  assert checkpoints.unpinned(first) == checkpoints.path(directory, 2)
+  assert first != checkpoints.path(directory, 2)  # a held copy
+  delete_files(directory, 4)
+  second = next(every)
+  assert checkpoints.unpinned(second) == checkpoints.path(directory, 6)
+  assert "model.ckpt-4 was deleted" in caplog.text and "skipped" in caplog.text
+  assert not tf.io.gfile.glob(first + ".*")  # let go
+  delete_files(directory, 6)
+  got = variables(second)
+  for name, value in expected.items():
+    np.testing.assert_array_equal(got[name], value)
+  assert list(every) == []
+  assert not tf.io.gfile.glob(second + ".*")
+  checkpoints.release_pins()
+
+
 # The command line.
 
 

@@ -281,7 +281,9 @@ def pinned(model_dir, prefix=None):
 def held_checkpoint_iterator(get_checkpoint_iterator):
   """mesh TF's get_checkpoint_iterator with -1 meaning the newest intact
   checkpoint (mesh TF's: the one the state file names, which may be damaged
-  or deleted), and each checkpoint of a step or list of steps `pinned`."""
+  or deleted), each checkpoint of a step or list of steps `pinned`, and
+  those of "all" or None (every one, or each as it is written) held one at
+  a time (`_held_as_they_come`)."""
   def checkpoint_iterator(checkpoint_step, model_dir, *args, **kwargs):
     if checkpoint_step == -1:
       return [pinned(model_dir)]
@@ -289,9 +291,37 @@ def held_checkpoint_iterator(get_checkpoint_iterator):
                                     **kwargs)
     if isinstance(found, list):
       return [pinned(model_dir, prefix) for prefix in found]
-    return found  # the checkpoints to come, or all: read as they are
+    return _held_as_they_come(found, model_dir)
 
   return checkpoint_iterator
+
+
+def _held_as_they_come(prefixes, model_dir):
+  """Each checkpoint of `prefixes` held while it is read, and let go when
+  the next is taken (a continuous eval would otherwise keep every deleted
+  checkpoint's files alive); one a trainer deleted before it could be held
+  is skipped with a warning."""
+  held = None
+  for prefix in prefixes:
+    _let_go(held)
+    try:
+      held = pinned(model_dir, prefix)
+    except errors.NoCheckpointError:
+      held = None
+      tf.logging.warning("checkpoint %s was deleted (by a trainer's "
+                         "keep_checkpoint_max?) before it could be read: "
+                         "skipped", prefix)
+      continue
+    yield held
+  _let_go(held)
+
+
+def _let_go(held):
+  """Removes the links of a held checkpoint (not a checkpoint read in
+  place)."""
+  if held and unpinned(held) != held:
+    for name in tf.io.gfile.glob(held + ".*"):
+      os.remove(name)
 
 
 def _link(model_dir, prefix):
