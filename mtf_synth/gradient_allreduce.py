@@ -75,7 +75,7 @@ def grouped_allreduce_ring(tensor_lists, devices):
     size = mtf.list_product(shape)
     # allreduce_ring's rule: small or uneven tensors go whole, unshifted.
     shards = n if size >= 1024 and size % n == 0 else 1
-    layouts.append((shape, shards, size // shards))
+    layouts.append((shape, shards))
     for d, (x, device) in enumerate(zip(xs, devices)):
       with tf.device(device):
         flat = tf.reshape(x, [-1])
@@ -101,7 +101,7 @@ def grouped_allreduce_ring(tensor_lists, devices):
     reduced.append(split)
   taken = [0] * n  # parts of each shard handed back so far
   results = []
-  for shape, shards, _ in layouts:
+  for shape, shards in layouts:
     per_device = []
     for d, device in enumerate(devices):
       with tf.device(device):

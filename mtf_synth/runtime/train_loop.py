@@ -8,7 +8,6 @@ specific layers or tasks.
 import collections
 import math
 import os
-import re
 import signal
 import threading
 import time
@@ -75,17 +74,14 @@ def session_config(graph, base_config=None):
   config = tf.ConfigProto()
   if base_config is not None:
     config.CopyFrom(base_config)
-  highest = 0
-  pattern = re.compile(r"(?:device:)?cpu:(\d+)", re.IGNORECASE)
-  devices = set()
+  devices = set()  # (task, type, index)
   for op in graph.get_operations():
     if op.device:
       spec = tf.DeviceSpec.from_string(op.device)
       devices.add((spec.task or 0, (spec.device_type or "CPU").upper(),
                    spec.device_index or 0))
-    match = pattern.search(op.device or "")
-    if match:
-      highest = max(highest, int(match.group(1)))
+  highest = max([index for _, kind, index in devices if kind == "CPU"],
+                default=0)
   if highest > 0 and config.device_count.get("CPU", 1) <= highest:
     config.device_count["CPU"] = highest + 1
   rewrites = config.graph_options.rewrite_options
