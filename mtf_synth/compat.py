@@ -587,6 +587,16 @@ def _patch_optimize(optimize):
   _patch_once(optimize.Optimizer, "apply_grads", _gradients_reduced_together)
 
 
+def _patch_mesh_tf(mesh_tensorflow):
+  # Decoding's while loop compiled with XLA off TPU (mtf_synth.decode_loop):
+  # its body is hundreds of small ops per step, each costing TF's executor
+  # more than its math.
+  from mtf_synth import decode_loop  # pylint: disable=g-import-not-at-top
+  _patch_once(mesh_tensorflow, "while_loop", decode_loop.marking_decode_loops)
+  _patch_once(mesh_tensorflow.ops.WhileLoopOperation, "lower",
+              decode_loop.lowering_marked_loops_compiled)
+
+
 def _patch_mtf_model(mtf_model):
   model = mtf_model.MtfModel
   _patch_once(model, "eval", _mtf_model_eval_creates_summary_dir)
@@ -598,6 +608,7 @@ def _patch_mtf_model(mtf_model):
 # when it already is), so importing mtf_synth does not import t5.
 _AFTER_IMPORT = {
     "tensorflow": _tensorflow_optional_imports_when_used,
+    "mesh_tensorflow": _patch_mesh_tf,
     "mesh_tensorflow.beam_search": _patch_beam_search,
     "mesh_tensorflow.transformer.transformer": _patch_transformer,
     "mesh_tensorflow.transformer.transformer_layers": _patch_transformer_layers,

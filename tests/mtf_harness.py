@@ -6,12 +6,19 @@ import mesh_tensorflow as mtf  # pylint: disable=g-bad-import-order
 import numpy as np
 import tensorflow.compat.v1 as tf
 
+from mtf_synth.runtime import train_loop
+
+# Loops as the command line builds them (cli.py: tf.disable_v2_behavior),
+# Enter/Exit frames, not functional While ops.
+tf.disable_control_flow_v2()
+
 
 def virtual_cpu_config(num_devices):
-  """A session config exposing `num_devices` CPU devices (/cpu:0..N-1)."""
-  return tf.ConfigProto(device_count={"CPU": num_devices},
-                        inter_op_parallelism_threads=2,
-                        intra_op_parallelism_threads=1)
+  """A session config exposing `num_devices` CPU devices (/cpu:0..N-1), as
+  the runtime configures the session of the default graph."""
+  return train_loop.session_config(tf.get_default_graph(), tf.ConfigProto(
+      device_count={"CPU": num_devices}, inter_op_parallelism_threads=2,
+      intra_op_parallelism_threads=1))
 
 
 def run_mtf(build_fn, mesh_shape="", layout_rules="", seed=0, feed_fn=None,

@@ -1,6 +1,7 @@
 """Decoding by index (mtf_synth.attention.decoding): cache writes and
 prefix attention against numpy, and mesh TF's SelfAttention decoding through
-them equal to a full recompute (logits, greedy with ragged prompts, beam)."""
+them equal to a full recompute (logits, greedy with ragged prompts, beam),
+with the decode loop compiled by XLA (mtf_synth.decode_loop) and op by op."""
 
 import mesh_tensorflow as mtf
 from mesh_tensorflow.transformer import attention
@@ -133,7 +134,7 @@ def test_incremental_logits_equal_full_on_a_2x2_mesh():
 
 
 @pytest.mark.parametrize("config", sorted(CONFIGS))
-def test_ragged_prompts_decode_equals_full_decode(config):
+def test_ragged_prompts_decode_equals_full_decode(config, compiled):
   """Prompts of 3 and 2 tokens, decoded to max_length (the row with the
   longer prompt steps past the end)."""
   prompts_np = np.zeros((2, LENGTH), np.int32)
@@ -159,7 +160,7 @@ def test_ragged_prompts_decode_equals_full_decode(config):
 
 
 @pytest.mark.parametrize("config", sorted(CONFIGS))
-def test_beam_search_incremental_equals_full_recompute(config):
+def test_beam_search_incremental_equals_full_recompute(config, compiled):
   mtf_harness.assert_beam_search_matches_full_recompute(decoder(config),
                                                         LENGTH, seed=3)
 
@@ -215,3 +216,47 @@ def test_beam_search_reorders_states_by_index():
                   for op in getattr(loop, "_body_ops", ())]
   # One reorder per cache: 2 layers x (keys, values).
   assert operations.count("_GatherBeams") == 4
+
+
+def greedy_decode_trace(model, steps=LENGTH):
+  """One traced run of a greedy decode: {op type: executions}, the output."""
+  with tf.Graph().as_default():
+    tf.set_random_seed(0)
+    mesh = mtf.Mesh(mtf.Graph(), "mesh")
+    ids = mtf.zeros(mesh, mtf.Shape([mtf.Dimension("batch", 2),
+                                     mtf.Dimension("length", steps)]),
+                    tf.int32)
+    out = model.sample_autoregressive(
+        ids, temperature=0.0, has_partial_sequences=False, stop_at_token=1,
+        never_end=True)
+    mesh_impl = mtf.placement_mesh_impl.PlacementMeshImpl("", "", ["/cpu:0"])
+    lowering = mtf.Lowering(mesh.graph, {mesh: mesh_impl})
+    tf_out = lowering.export_to_tf_tensor(out)
+    with tf.Session(config=mtf_harness.virtual_cpu_config(1)) as sess:
+      sess.run(tf.global_variables_initializer())
+      sess.run(lowering.copy_masters_to_slices())
+      metadata = tf.RunMetadata()
+      value = sess.run(tf_out, options=tf.RunOptions(
+          trace_level=tf.RunOptions.FULL_TRACE), run_metadata=metadata)
+  executions = {}
+  for device in metadata.step_stats.dev_stats:
+    for node in device.node_stats:
+      op = node.timeline_label.split(" = ", 1)[-1].split("(", 1)[0]
+      executions[op] = executions.get(op, 0) + 1
+  return executions, value
+
+
+def test_decode_loop_runs_compiled_unless_gin_says_not(compiled):
+  """Compiled, each step of the loop is one XLA launch (its einsums run
+  inside it); op by op there is none, and each step slices the cache's
+  filled prefix. (The tests above hold both to a full recompute.)"""
+  executions, decoded = greedy_decode_trace(decoder("t5_relative"))
+  launches = executions.get("_XlaRun", 0)
+  if compiled:
+    assert launches >= LENGTH - 1, sorted(executions.items())
+    assert executions.get("Einsum", 0) + executions.get("_MklEinsum", 0) < (
+        LENGTH), executions
+  else:
+    assert launches == 0, executions
+    assert executions.get("Slice", 0) >= LENGTH - 1, executions
+  assert len(np.unique(decoded)) > 1

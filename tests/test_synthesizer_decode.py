@@ -1,6 +1,7 @@
 """Greedy incremental (cached) decoding == greedy full-sequence decoding,
 for every synthesizer component, decoder-only and encoder-decoder; beam
-search through the cache == beam search recomputing every step."""
+search through the cache == beam search recomputing every step; ragged
+prompts and beam search with the decode loop compiled and op by op."""
 
 import mesh_tensorflow as mtf
 from mesh_tensorflow.transformer import transformer
@@ -73,7 +74,7 @@ def test_incremental_decode_equals_full_decode_decoder_only(mode):
 # Decode length = max_length is the case that crashed; a shorter one is slow.
 @pytest.mark.parametrize("length", [pytest.param(5, marks=pytest.mark.slow), LENGTH])
 @pytest.mark.parametrize("mode", COMPONENTS + ["random+vanilla"])
-def test_ragged_prompts_decode_equals_full_decode(mode, length):
+def test_ragged_prompts_decode_equals_full_decode(mode, length, compiled):
   """Prompts of lengths 3 and 2 continued to the end of `length` (up to the
   model's max_length). Mesh TF keeps stepping the row that is done while the
   other finishes, so the longer prompt's row runs past the end (position
@@ -127,14 +128,15 @@ def test_incremental_decode_equals_full_decode_encoder_decoder(mode):
 
 @pytest.mark.parametrize("length", [pytest.param(5, marks=pytest.mark.slow), LENGTH])
 @pytest.mark.parametrize("mode", COMPONENTS + ["random+dense+vanilla"])
-def test_beam_search_incremental_equals_full_recompute(mode, length):
+def test_beam_search_incremental_equals_full_recompute(mode, length,
+                                                     compiled):
   """Decoder-only, decoding `length` tokens (up to the model's max_length)."""
   assert_beam_search_matches_full_recompute(unitransformer(mode), length,
                                             seed=4)
 
 
 @pytest.mark.parametrize("mode", COMPONENTS + ["random+vanilla"])
-def test_beam_search_encoder_decoder_ragged_inputs(mode):
+def test_beam_search_encoder_decoder_ragged_inputs(mode, compiled):
   """Inputs of lengths 3 and 2: beam search through the decode cache ==
   beam search recomputing every step, to the end of the sequence."""
   inputs_np = np.zeros((2, LENGTH), np.int32)

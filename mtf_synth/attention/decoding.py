@@ -17,9 +17,13 @@ attention over the whole cache, summed in another order. Caches are kept as
 by index (gather_beams) rather than with a one-hot product.
 
 On TPU (SimdMeshImpl) both lower as mesh TF's did, one-hot write and the full
-length: XLA wants static shapes. A layout may not split memory_length.
+length: XLA wants static shapes. Inside a loop compiled with XLA off TPU
+(mtf_synth.decode_loop) writes stay index writes and attention reads the
+full length. A layout may not split memory_length.
 """
 
+import contextlib
+import contextvars
 import string
 
 import mesh_tensorflow as mtf
@@ -27,7 +31,22 @@ from mesh_tensorflow import simd_mesh_impl
 import tensorflow.compat.v1 as tf
 
 
-def _static_shapes_only(mesh_impl):
+_FULL_LENGTH = contextvars.ContextVar("mtf_synth_full_length_attention",
+                                      default=False)
+
+
+@contextlib.contextmanager
+def full_length_attention():
+  """Within: attend_prefix lowers to attention over the whole cache (static
+  shapes, for XLA)."""
+  token = _FULL_LENGTH.set(True)
+  try:
+    yield
+  finally:
+    _FULL_LENGTH.reset(token)
+
+
+def _on_tpu(mesh_impl):
   return isinstance(mesh_impl, simd_mesh_impl.SimdMeshImpl)
 
 
@@ -82,7 +101,7 @@ class _WriteAtPosition(mtf.Operation):
       rows = tf.meshgrid(*[tf.range(n) for n in position.shape.as_list()],
                          indexing="ij")
       indices = tf.stack(rows + [clipped], axis=-1)
-      if not _static_shapes_only(mesh_impl):
+      if not _on_tpu(mesh_impl):
         # Past-the-end rows rewrite the last entry with what it holds.
         kept = tf.gather_nd(cache, indices)
         mask = tf.reshape(in_range, in_range.shape.as_list() +
@@ -159,7 +178,7 @@ class _AttendPrefix(mtf.Operation):
       return "".join(letters[n] for n in dim_names)
 
     def prefix(tensor, role, length):
-      if memory not in names[role]:
+      if length is None or memory not in names[role]:
         return tensor
       axis = names[role].index(memory)
       shape = tensor.shape.as_list()
@@ -171,8 +190,8 @@ class _AttendPrefix(mtf.Operation):
 
     def attend(*slices):
       tensors = dict(zip(self._roles, slices))
-      if _static_shapes_only(mesh_impl):
-        length = self._memory_dim.size
+      if _on_tpu(mesh_impl) or _FULL_LENGTH.get():
+        length = None  # the whole cache
       else:
         length = tf.minimum(tf.reduce_max(tensors["position"]) + 1,
                             self._memory_dim.size)
@@ -263,7 +282,7 @@ class _GatherBeams(mtf.Operation):
     _check_memory_whole(mesh_impl, self._old_beam_dim)
 
     def gather(state, index):
-      if not _static_shapes_only(mesh_impl):
+      if not _on_tpu(mesh_impl):
         return tf.gather(state, index, axis=self._axis,
                          batch_dims=self._batch_dims)
       one_hot = tf.one_hot(index, self._old_beam_dim.size, dtype=state.dtype)

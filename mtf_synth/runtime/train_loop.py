@@ -69,13 +69,17 @@ def session_config(graph, base_config=None):
   optimizer (unless the base config sets it): it rewrites mesh TF's trees
   of cross-device adds, and on a cluster not the same way from run to run
   (a 3-task run differed from an identical one by 1e-8 after 2 steps);
-  without it every cluster trains bit-identically to one process.
+  without it every cluster trains bit-identically to one process. So does a
+  graph with ops marked for XLA (jit_scope): the ops that optimizer makes
+  lack the mark and split the compiled cluster.
   """
   config = tf.ConfigProto()
   if base_config is not None:
     config.CopyFrom(base_config)
   devices = set()  # (task, type, index)
+  marked_for_xla = False
   for op in graph.get_operations():
+    marked_for_xla = marked_for_xla or "_XlaCompile" in op.node_def.attr
     if op.device:
       spec = tf.DeviceSpec.from_string(op.device)
       devices.add((spec.task or 0, (spec.device_type or "CPU").upper(),
@@ -85,7 +89,8 @@ def session_config(graph, base_config=None):
   if highest > 0 and config.device_count.get("CPU", 1) <= highest:
     config.device_count["CPU"] = highest + 1
   rewrites = config.graph_options.rewrite_options
-  if len(devices) > 1 and (rewrites.arithmetic_optimization ==
+  if (len(devices) > 1 or marked_for_xla) and (
+      rewrites.arithmetic_optimization ==
                            rewriter_config_pb2.RewriterConfig.DEFAULT):
     rewrites.arithmetic_optimization = rewriter_config_pb2.RewriterConfig.OFF
   config.allow_soft_placement = True
