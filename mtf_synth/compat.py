@@ -591,8 +591,11 @@ def _patch_mesh_tf(mesh_tensorflow):
   # Decoding's while loop compiled with XLA off TPU (mtf_synth.decode_loop):
   # its body is hundreds of small ops per step, each costing TF's executor
   # more than its math.
+  # (beam_search.py reads it from ops_with_redefined_builtins.)
   from mtf_synth import decode_loop  # pylint: disable=g-import-not-at-top
-  _patch_once(mesh_tensorflow, "while_loop", decode_loop.marking_decode_loops)
+  for namespace in (mesh_tensorflow,
+                    mesh_tensorflow.ops_with_redefined_builtins):
+    _patch_once(namespace, "while_loop", decode_loop.marking_decode_loops)
   _patch_once(mesh_tensorflow.ops.WhileLoopOperation, "lower",
               decode_loop.lowering_marked_loops_compiled)
 

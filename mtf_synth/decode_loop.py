@@ -29,8 +29,9 @@ def decode_loop(compiled=True):
 
 def marking_decode_loops(while_loop):
   """`mtf.while_loop` for mesh TF's decoders (the only callers of the
-  package-level name; training's microbatch loop calls ops.while_loop):
-  its loop is marked for compilation when decode_loop.compiled."""
+  package's and ops_with_redefined_builtins' name; training's microbatch
+  loop calls ops.while_loop): its loop is marked for compilation when
+  decode_loop.compiled."""
 
   def decoding_while_loop(*args, **kwargs):
     outputs = while_loop(*args, **kwargs)

@@ -218,17 +218,13 @@ def test_beam_search_reorders_states_by_index():
   assert operations.count("_GatherBeams") == 4
 
 
-def greedy_decode_trace(model, steps=LENGTH):
-  """One traced run of a greedy decode: {op type: executions}, the output."""
+def traced_decode(decode):
+  """One traced run of `decode(mesh)` (an mtf decode): {op type:
+  executions}, the decoded ids."""
   with tf.Graph().as_default():
     tf.set_random_seed(0)
     mesh = mtf.Mesh(mtf.Graph(), "mesh")
-    ids = mtf.zeros(mesh, mtf.Shape([mtf.Dimension("batch", 2),
-                                     mtf.Dimension("length", steps)]),
-                    tf.int32)
-    out = model.sample_autoregressive(
-        ids, temperature=0.0, has_partial_sequences=False, stop_at_token=1,
-        never_end=True)
+    out = decode(mesh)
     mesh_impl = mtf.placement_mesh_impl.PlacementMeshImpl("", "", ["/cpu:0"])
     lowering = mtf.Lowering(mesh.graph, {mesh: mesh_impl})
     tf_out = lowering.export_to_tf_tensor(out)
@@ -246,17 +242,32 @@ def greedy_decode_trace(model, steps=LENGTH):
   return executions, value
 
 
-def test_decode_loop_runs_compiled_unless_gin_says_not(compiled):
+def greedy(mesh):
+  ids = mtf.zeros(mesh, mtf.Shape([mtf.Dimension("batch", 2),
+                                   mtf.Dimension("length", LENGTH)]),
+                  tf.int32)
+  return decoder("t5_relative").sample_autoregressive(
+      ids, temperature=0.0, has_partial_sequences=False, stop_at_token=1,
+      never_end=True)
+
+
+def beam(mesh):
+  return mtf_harness.beam_search_incremental_and_full(
+      mesh, decoder("t5_relative"), LENGTH)["incremental"]
+
+
+@pytest.mark.parametrize("decode", [greedy, beam])
+def test_decode_loop_runs_compiled_unless_gin_says_not(decode, compiled):
   """Compiled, each step of the loop is one XLA launch (its einsums run
   inside it); op by op there is none, and each step slices the cache's
   filled prefix. (The tests above hold both to a full recompute.)"""
-  executions, decoded = greedy_decode_trace(decoder("t5_relative"))
+  executions, decoded = traced_decode(decode)
   launches = executions.get("_XlaRun", 0)
+  einsums = executions.get("Einsum", 0) + executions.get("_MklEinsum", 0)
   if compiled:
     assert launches >= LENGTH - 1, sorted(executions.items())
-    assert executions.get("Einsum", 0) + executions.get("_MklEinsum", 0) < (
-        LENGTH), executions
+    assert einsums < LENGTH, sorted(executions.items())
   else:
-    assert launches == 0, executions
-    assert executions.get("Slice", 0) >= LENGTH - 1, executions
+    assert launches == 0, sorted(executions.items())
+    assert executions.get("Slice", 0) >= LENGTH - 1, sorted(executions.items())
   assert len(np.unique(decoded)) > 1
