@@ -14,7 +14,7 @@ there is skipped on any machine).
 
   python scripts/curves.py [--model_dir_root=DIR] [--results_dir=DIR]
       [--rows=a,b] [--columns=c] [--seeds=0,1] [--dry_run] [--report_only]
-      [any mtf_synth flag ...]
+      [--budget_steps=N] [any mtf_synth flag ...]
 
 Re-running continues: finished cells are skipped, an interrupted one goes
 on from its last evaluated chunk, a cell of other commands or gin files is
@@ -22,6 +22,11 @@ reported stale. Unknown flags go to every mtf_synth call; --gin_param
 flags also bind the curve settings, e.g. a smoke run:
   --gin_param=CURVE_EVAL_EVERY=5 --gin_param=curve_settings.max_steps=10
 scripts/small_curves.sh runs this in the background.
+
+--budget_steps=N: the equal-budget comparison beside the plateau one. Each
+cell trains on in its folder to exactly N steps, the plateau rule off; the
+records go to RESULTS_DIR/curves_budgetN/ and the report to
+RESULTS_DIR/curves_budgetN.*; the plateau cells' results stay as they were.
 """
 
 import argparse
@@ -49,6 +54,8 @@ def parse_args(argv):
                       help="print each cell's first chunk's commands")
   parser.add_argument("--report_only", action="store_true",
                       help="write the report from the cells' folders")
+  parser.add_argument("--budget_steps", type=int, default=None,
+                      help="train every cell to exactly this step")
   args, extra = parser.parse_known_args(argv)
   known = {row for row, _ in curves.ROWS}
   for name, values in (("rows", args.rows), ("columns", args.columns)):
@@ -81,21 +88,25 @@ def main(argv=None):
     return 0
   print("%d curve cells in %s" % (len(plans), args.model_dir_root),
         flush=True)
-  records_dir = os.path.join(args.results_dir, "curves")
+  name = "curves_budget%d" % args.budget_steps if args.budget_steps else (
+      "curves")
+  records_dir = os.path.join(args.results_dir, name)
   results = {(p.row, p.curve.column.name, p.seed):
-             curves.known_result(p, records_dir) for p in plans}
+             curves.known_result(p, records_dir, args.budget_steps)
+             for p in plans}
 
   def report():
     commands = [c for p in plans for c in results[
         (p.row, p.curve.column.name, p.seed)].get("commands") or
                 map(shlex.join, (s.command() for s in first_chunk[p.name]))]
     return curve_report.write_report(results, settings, args.results_dir,
-                                     commands)
+                                     commands, args.budget_steps)
 
   for cell in ([] if args.report_only else plans):
     results[(cell.row, cell.curve.column.name, cell.seed)] = (
         curves.run_curve_cell(cell, settings, records_dir,
-                              log=lambda s: print(s, flush=True)))
+                              log=lambda s: print(s, flush=True),
+                              budget=args.budget_steps))
     report()  # after every cell: the finished ones are in the report
   base = report()
   print("wrote %s.{md,csv,commands.sh} and %s_COLUMN.png" % (base, base))

@@ -140,6 +140,42 @@ def test_interrupted_cell_resumes_at_its_first_chunk_without_numbers(
   assert runs.calls == [] and again["stop_step"] == result["stop_step"]
 
 
+def test_budget_run_goes_on_from_the_plateau_to_exactly_that_step(
+    tmp_path, monkeypatch):
+  runs = FakeRuns(monkeypatch)
+  cell = ende_cell(tmp_path)
+  records = str(tmp_path / "records")
+  plateau = curves.run_curve_cell(cell, RULE, records, log=lambda _: None)
+  stop = plateau["stop_step"]
+  runs.calls = []
+  budget = stop + 300
+  budget_records = str(tmp_path / "budget_records")
+  result = curves.run_curve_cell(cell, RULE, budget_records,
+                                 log=lambda _: None, budget=budget)
+  assert (result["status"], result["stop_step"], result["plateau_step"]) == (
+      "ok", budget, None)
+  # On from the plateau's last chunk, not from the start; the test splits
+  # at the budget step.
+  assert [n for n, _ in runs.calls] == (
+      ["train", "perplexity_validation", "decode_validation"] * 3 +
+      ["decode_test", "decode_heldout"])
+  assert all("eval_checkpoint_step=%d" % budget in c
+             for n, c in runs.calls[-2:])
+  assert max(result["series"]["validation/loss"]) == budget
+  # The plateau cell keeps its result, record and numbers.
+  assert cells.load_result(cell.model_dir)["stop_step"] == stop
+  for known in (curves.known_result(cell), curves.load_record(records, cell)):
+    assert max(known["series"]["validation/loss"]) == stop
+  assert curves.run_curve_cell(cell, RULE, records, log=lambda _: None)[
+      "series"] == plateau["series"]
+  assert curves.known_result(cell, budget=budget)["stop_step"] == budget
+  assert curves.load_record(budget_records, cell)["stop_step"] == budget
+  runs.calls = []
+  curves.run_curve_cell(cell, RULE, budget_records, log=lambda _: None,
+                        budget=budget)
+  assert runs.calls == []
+
+
 def test_changed_settings_make_a_finished_cell_stale(tmp_path, monkeypatch):
   runs = FakeRuns(monkeypatch)
   curves.run_curve_cell(ende_cell(tmp_path), RULE, log=lambda _: None)
@@ -254,6 +290,11 @@ def test_report_has_each_cell_its_plateau_gaps_and_a_plot_per_column(
     lines = f.read().splitlines()
   assert len(lines) == 1 + sum(len(v) for r in results.values()
                                for v in r["series"].values())
+  budget = curve_report.write_report(results, RULE, str(tmp_path / "out"),
+                                     result["commands"], budget=3000)
+  assert os.path.basename(budget) == "curves_budget3000"
+  with open(budget + ".md") as f:
+    assert "to exactly 3000 steps, the plateau rule off" in f.read()
 
 
 def test_launch_script_runs_one_copy_at_a_time():

@@ -212,9 +212,17 @@ class _AttendPrefix(mtf.Operation):
       logits = terms[0] if len(terms) == 1 else terms[0] + tf.cast(
           terms[1], terms[0].dtype)
       weights = _softmax_last_axis(logits, self._extra_logit)
+      # The weights, not the value cache, take the other's dim order: a
+      # batched product with its batch dims in another order transposes
+      # an operand, and the cache is the large one.
+      weights_names = [n for n in names["values"] if n in logits_names] + [
+          n for n in logits_names if n not in names["values"]]
+      if weights_names != logits_names:
+        weights = tf.transpose(weights, [logits_names.index(n)
+                                         for n in weights_names])
       values = prefix(tensors["values"], "values", length)
       return tf.einsum("%s,%s->%s" % (
-          spell(logits_names), spell(names["values"]), spell(output_names)),
+          spell(weights_names), spell(names["values"]), spell(output_names)),
                        tf.cast(weights, values.dtype), values)
 
     lowering.set_tensor_lowering(self.outputs[0], mesh_impl.slicewise(

@@ -13,13 +13,13 @@ from mtf_synth.tables import metrics
 from mtf_synth.tables import planning
 
 
-def result_path(model_dir):
-  return os.path.join(model_dir, "result.json")
+def result_path(model_dir, name="result.json"):
+  return os.path.join(model_dir, name)
 
 
-def load_result(model_dir):
+def load_result(model_dir, name="result.json"):
   try:
-    with open(result_path(model_dir)) as f:
+    with open(result_path(model_dir, name)) as f:
       return json.load(f)
   except (OSError, ValueError):
     return None

@@ -99,7 +99,7 @@ def _status(result):
   return "not run"
 
 
-def markdown(results, settings, commands_file):
+def markdown(results, settings, commands_file, budget=None):
   lines = ["# Learning curves to a plateau (small scale)", "",
            "Each cell trains in chunks of %d steps; after each chunk its "
            "checkpoint is evaluated on the validation split. **Plateau "
@@ -113,6 +113,17 @@ def markdown(results, settings, commands_file):
                settings.eval_every, settings.min_steps,
                100 * settings.min_gain, 1 - settings.window,
                settings.max_steps, os.path.basename(commands_file))]
+  if budget:
+    lines[0] = "# Learning curves at an equal budget of %d steps (small " \
+        "scale)" % budget
+    lines[2] = (
+        "Each cell of curves.md trains on in its folder to exactly %d "
+        "steps, the plateau rule off (`scripts/curves.py --budget_steps=%d`"
+        "), evaluated on the validation split every %d steps and on the "
+        "test splits at step %d: the rows compared at the same number of "
+        "steps, beside curves.md's plateau rule. Commands in `%s`." % (
+            budget, budget, settings.eval_every, budget,
+            os.path.basename(commands_file)))
   for curve in curves.CURVES:
     column = curve.column.name
     shown = SHOWN[column]
@@ -202,17 +213,19 @@ def plot(curve, results, path):
   plt.close(fig)
 
 
-def write_report(results, settings, results_dir, commands):
+def write_report(results, settings, results_dir, commands, budget=None):
   """results: {(row, column, seed): run_curve_cell's result}; writes
-  curves.{md,csv,commands.sh} and curves_COLUMN.png; returns the base."""
+  curves.{md,csv,commands.sh} and curves_COLUMN.png (curves_budgetN.* for
+  an equal-budget run); returns the base."""
   os.makedirs(results_dir, exist_ok=True)
-  base = os.path.join(results_dir, "curves")
+  base = os.path.join(results_dir, "curves_budget%d" % budget if budget
+                      else "curves")
   with open(base + ".commands.sh", "w") as f:
     f.write("# Commands of scripts/small_curves.sh, in order (a chunk's "
             "train call, then its evaluations).\n")
     f.write("".join(c + "\n" for c in commands))
   with open(base + ".md", "w") as f:
-    f.write(markdown(results, settings, base + ".commands.sh"))
+    f.write(markdown(results, settings, base + ".commands.sh", budget))
   with open(base + ".csv", "w", newline="") as f:
     writer = csv.writer(f)
     writer.writerow(["row", "column", "seed", "status", "stop_step",

@@ -18,6 +18,11 @@ evaluations, a finished one is skipped, and one of other settings is stale.
 A finished cell also leaves a record (result, series, final decodes) in the
 committed results folder, so it is skipped on a fresh machine too; an
 interrupted cell starts again there (its checkpoints stayed behind).
+
+An equal-budget run (`budget`) trains a cell to exactly that step, the
+plateau rule off, continuing its folder in place: its state goes to
+result_budgetN.json and its record to a folder of its own, and the plateau
+result keeps its numbers (a result's series ends at its stop step).
 """
 
 import dataclasses
@@ -226,10 +231,18 @@ def load_record(records_dir, cell):
   return record
 
 
+def series_until(model_dir, stop):
+  """`series` up to step `stop`: a finished cell's numbers, without those
+  of a longer run that went on in its folder (an equal-budget one)."""
+  return {key: {s: v for s, v in values.items() if s <= stop}
+          for key, values in series(model_dir).items()}
+
+
 def finished(cell, result):
   """A finished cell's result with its numbers and final decodes, as the
   report and the record want it."""
-  return dict(result, series=series(cell.model_dir), decodes={
+  return dict(result, series=series_until(cell.model_dir, result[
+      "stop_step"]), decodes={
       split: decodes(cell.model_dir, split, result["stop_step"])
       for kind, split in cell.curve.at_end if kind == "decode"})
 
@@ -259,24 +272,39 @@ def machine():
   return "%s, %d CPUs" % (model, os.cpu_count())
 
 
-def known_result(cell, records_dir=None):
+def state_name(budget=None):
+  """The file in a cell's folder holding its state: result.json, or
+  result_budgetN.json for an equal-budget run to step N."""
+  return "result_budget%d.json" % budget if budget else "result.json"
+
+
+def known_result(cell, records_dir=None, budget=None):
   """What is known of a cell without running anything: its folder's
-  result.json with the numbers its event files hold, else its record."""
-  done = cells.load_result(cell.model_dir)
+  state with the numbers its event files hold, else its record."""
+  done = cells.load_result(cell.model_dir, state_name(budget))
   if done:
-    return dict(done, series=series(cell.model_dir))
+    return dict(done, series=series_until(cell.model_dir, done[
+        "stop_step"]) if done.get("status") == "ok" else series(
+            cell.model_dir))
   return (records_dir and load_record(records_dir, cell)) or {}
 
 
 def run_curve_cell(cell: Plan, settings: Settings, records_dir=None,
-                   log=print):
+                   log=print, budget=None):
   """Trains and evaluates one curve cell chunk by chunk to its plateau or
-  the cap, unless result.json or its record in `records_dir` says it
-  finished; returns its result. A finished cell's record (result, series,
-  final decodes) goes to `records_dir`, which is committed: the run folders
-  do not outlive the machine."""
+  the cap (or to step `budget`, the plateau rule off), unless its state
+  file or its record in `records_dir` says it finished; returns its
+  result. A finished cell's record (result, series, final decodes) goes to
+  `records_dir`, which is committed: the run folders do not outlive the
+  machine."""
   fingerprint = cell.fingerprint()
-  done = cells.load_result(cell.model_dir)
+  state = state_name(budget)
+  done = cells.load_result(cell.model_dir, state)
+  if budget:
+    settings = dataclasses.replace(settings, max_steps=budget)
+    if not done and cells.load_result(cell.model_dir):
+      # Going on from the plateau run in this folder (same commands).
+      done = dict(cells.load_result(cell.model_dir), status="running")
   stale = cells.stale_result(done, fingerprint, cell.model_dir)
   record = records_dir and load_record(records_dir, cell)
   if stale:
@@ -302,7 +330,7 @@ def run_curve_cell(cell: Plan, settings: Settings, records_dir=None,
             "seed": cell.seed, "status": "running", "machine": machine(),
             "fingerprint": fingerprint,
             "commands": list(earlier.get("commands", []))}
-  with open(cells.result_path(cell.model_dir), "w") as f:
+  with open(cells.result_path(cell.model_dir, state), "w") as f:
     json.dump(result, f, indent=1)
   started, error = time.time() - earlier.get("seconds", 0), None
 
@@ -315,8 +343,8 @@ def run_curve_cell(cell: Plan, settings: Settings, records_dir=None,
     found = series(cell.model_dir)
     evaluated = set.intersection(*[evaluated_steps(found, cell.curve, e)
                                    for e in cell.curve.every_chunk])
-    plateau = plateau_step({s: found["validation/loss"][s]
-                            for s in evaluated}, settings)
+    plateau = None if budget else plateau_step(
+        {s: found["validation/loss"][s] for s in evaluated}, settings)
     last = max(evaluated, default=0)
     if plateau or last >= settings.max_steps:
       break
@@ -333,7 +361,7 @@ def run_curve_cell(cell: Plan, settings: Settings, records_dir=None,
       error = "no validation numbers at step %d in the event files" % target
     if error:
       break
-  stop = plateau or last
+  stop = budget or plateau or last
   for evaluation in cell.curve.at_end:
     if not error and stop not in evaluated_steps(series(cell.model_dir),
                                                  cell.curve, evaluation):
@@ -342,7 +370,7 @@ def run_curve_cell(cell: Plan, settings: Settings, records_dir=None,
                 plateau_step=plateau, seconds=round(time.time() - started, 1))
   if error:
     result["error"] = error
-  with open(cells.result_path(cell.model_dir), "w") as f:
+  with open(cells.result_path(cell.model_dir, state), "w") as f:
     json.dump(result, f, indent=1)
   log("  %s: %s" % (cell.name, error or "%s at step %d" % (
       "plateau" if plateau else "cap", stop)))
