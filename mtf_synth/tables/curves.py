@@ -302,9 +302,9 @@ def run_curve_cell(cell: Plan, settings: Settings, records_dir=None,
   done = cells.load_result(cell.model_dir, state)
   if budget:
     settings = dataclasses.replace(settings, max_steps=budget)
-    if not done and cells.load_result(cell.model_dir):
-      # Going on from the plateau run in this folder (same commands).
-      done = dict(cells.load_result(cell.model_dir), status="running")
+    plateau_run = None if done else cells.load_result(cell.model_dir)
+    if plateau_run:  # going on from it in this folder (same commands)
+      done = dict(plateau_run, status="running")
   stale = cells.stale_result(done, fingerprint, cell.model_dir)
   record = records_dir and load_record(records_dir, cell)
   if stale:
