@@ -91,7 +91,7 @@ def session_config(graph, base_config=None):
   rewrites = config.graph_options.rewrite_options
   if (len(devices) > 1 or marked_for_xla) and (
       rewrites.arithmetic_optimization ==
-                           rewriter_config_pb2.RewriterConfig.DEFAULT):
+      rewriter_config_pb2.RewriterConfig.DEFAULT):
     rewrites.arithmetic_optimization = rewriter_config_pb2.RewriterConfig.OFF
   config.allow_soft_placement = True
   return config
