@@ -598,6 +598,8 @@ def _patch_mesh_tf(mesh_tensorflow):
     _patch_once(namespace, "while_loop", decode_loop.marking_decode_loops)
   _patch_once(mesh_tensorflow.ops.WhileLoopOperation, "lower",
               decode_loop.lowering_marked_loops_compiled)
+  _patch_once(mesh_tensorflow.ops, "_einsum_helper",
+              decode_loop.reducing_einsums_as_dots_when_compiled)
 
 
 def _patch_mtf_model(mtf_model):

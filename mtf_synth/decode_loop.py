@@ -7,18 +7,27 @@ TPU the loop's ops are marked for XLA (tf.xla.experimental.jit_scope), so a
 step runs as one compiled cluster; on TPU XLA compiles everything already.
 XLA wants static shapes, so attention inside a compiled loop reads the
 whole cache, its unwritten part masked by the causal bias, instead of the
-filled prefix (mtf_synth.attention.decoding.full_length_attention).
+filled prefix (mtf_synth.attention.decoding.full_length_attention). In the
+compiled loop a product that reduces goes through tf.einsum even where one
+input holds every dim (encoder-decoder attention's q . k and weights . v):
+mesh TF broadcasts, multiplies and then reduces those, a product the size of
+the encoder's keys written and read again at each step.
 
 gin: `mtf_synth.decode_loop.compiled = False` decodes op by op.
 """
 
+import contextvars
+
 import gin
+import mesh_tensorflow as mtf
 from mesh_tensorflow import simd_mesh_impl
 import tensorflow.compat.v1 as tf
 
 from mtf_synth.attention import decoding
 
 _MARK = "_mtf_synth_compiled"
+_LOWERING_COMPILED = contextvars.ContextVar("mtf_synth_lowering_compiled",
+                                            default=False)
 
 
 @gin.configurable(module="mtf_synth")
@@ -48,10 +57,37 @@ def lowering_marked_loops_compiled(lower):
     if not getattr(self, _MARK, False) or isinstance(
         lowering.mesh_impl(self), simd_mesh_impl.SimdMeshImpl):
       return lower(self, lowering)
-    with tf.xla.experimental.jit_scope(compile_ops=True,
-                                       separate_compiled_gradients=False):
-      with decoding.full_length_attention():
-        return lower(self, lowering)
+    token = _LOWERING_COMPILED.set(True)
+    try:
+      with tf.xla.experimental.jit_scope(compile_ops=True,
+                                         separate_compiled_gradients=False):
+        with decoding.full_length_attention():
+          return lower(self, lowering)
+    finally:
+      _LOWERING_COMPILED.reset(token)
 
   return lower_maybe_compiled
+
+
+def reducing_einsums_as_dots_when_compiled(einsum_helper):
+  """mesh TF's ops._einsum_helper: within a compiled loop's lowering, a
+  floating-point product that reduces a dim is tf.einsum (a dot for XLA)."""
+
+  def einsum_helper_maybe_dot(input_shapes, output_shape, mesh_impl):
+    slice_fn, reduced_mesh_axes = einsum_helper(input_shapes, output_shape,
+                                                mesh_impl)
+    reduces = output_shape.ndims < len(
+        set(d for shape in input_shapes for d in shape.dims))
+    if not (_LOWERING_COMPILED.get() and reduces):
+      return slice_fn, reduced_mesh_axes
+    equation = mtf.ops._einsum_equation(input_shapes, output_shape)  # pylint: disable=protected-access
+
+    def dot_if_floating(*slices):
+      if slices[0].dtype.is_floating:
+        return mesh_impl.einsum(equation, *slices)
+      return slice_fn(*slices)
+
+    return dot_if_floating, reduced_mesh_axes
+
+  return einsum_helper_maybe_dot
 
