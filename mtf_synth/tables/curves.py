@@ -283,9 +283,8 @@ def known_result(cell, records_dir=None, budget=None):
   state with the numbers its event files hold, else its record."""
   done = cells.load_result(cell.model_dir, state_name(budget))
   if done:
-    return dict(done, series=series_until(cell.model_dir, done[
-        "stop_step"]) if done.get("status") == "ok" else series(
-            cell.model_dir))
+    return finished(cell, done) if done.get("status") == "ok" else dict(
+        done, series=series(cell.model_dir))
   return (records_dir and load_record(records_dir, cell)) or {}
 
 
